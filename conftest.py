@@ -1,0 +1,22 @@
+"""pytest bootstrap for running the suite straight from a checkout (not part of the collection).
+
+Python imports plugins as ``ansible_collections.zerodowntime.rollout.*``; a checkout is not
+laid out that way, so we expose it through a symlinked collections root under ``.cache/``.
+"""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+COLLECTIONS_ROOT = os.path.join(ROOT, ".cache", "collections")
+_LINK = os.path.join(COLLECTIONS_ROOT, "ansible_collections", "zerodowntime", "rollout")
+
+if not os.path.islink(_LINK):
+    os.makedirs(os.path.dirname(_LINK), exist_ok=True)
+    try:
+        os.symlink(ROOT, _LINK)
+    except FileExistsError:
+        pass
+
+if COLLECTIONS_ROOT not in sys.path:
+    sys.path.insert(0, COLLECTIONS_ROOT)
