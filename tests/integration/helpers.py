@@ -15,9 +15,9 @@ BIN = os.path.dirname(sys.executable)
 
 def ansible_env(extra=None):
     """Environment for ansible-* commands: this checkout first on the collections path, then
-    the offline amazon.aws copy that `make venv` extracts next to the venv."""
+    the offline amazon.aws copy that `make venv` extracts into .cache/deps."""
     env = dict(os.environ)
-    paths = [COLLECTIONS_ROOT, os.path.join(os.path.dirname(BIN), "collections")]
+    paths = [COLLECTIONS_ROOT, os.path.join(ROOT, ".cache", "deps")]
     env.update(
         {
             "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(paths),

@@ -1,0 +1,53 @@
+# zerodowntime.rollout developer entry points. `make demo` and `make test` bootstrap everything.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+VENV_MIN := .venv-min
+PY       := $(VENV)/bin/python
+PY_MIN   := $(VENV_MIN)/bin/python
+ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.cache/deps \
+               ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint sanity units units-min integration integration-min packaging clean
+
+help:
+	@echo "make demo    bring up the local demo fleet and roll it under load (arrives with the rolling-update role)"
+	@echo "make test    the whole suite: lint, sanity, unit and integration tests (ansible-core 2.21 and 2.17), packaging"
+	@echo "make venv    create .venv / .venv-min, fetch amazon.aws offline, install haproxy if missing"
+
+venv:
+	@scripts/bootstrap.sh 2> >(grep -v "^WARNING: Location 'file:///opt" >&2)
+
+test: venv lint sanity units units-min integration integration-min packaging
+	@echo "make test: all passed"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(ANSIBLE_ENV) $(VENV)/bin/ansible-lint --offline --profile production
+	$(VENV)/bin/antsibull-changelog lint
+
+sanity: venv
+	@for f in tests/sanity/ignore-*.txt; do [ ! -s "$$f" ] || { echo "sanity ignore file $$f is not empty"; exit 1; }; done
+	scripts/ansible-test.sh sanity --requirements
+
+units: venv
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+units-min: venv
+	$(PY_MIN) -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
+
+integration: venv
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+integration-min: venv
+	$(PY_MIN) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+
+packaging: venv
+	scripts/check-packaging.sh
+
+clean:
+	rm -rf .cache/collections build tests/output .pytest_cache .ruff_cache

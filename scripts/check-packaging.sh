@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Proves the packaging: build the collection tarball, install it into an empty collections path
+# (plus the offline amazon.aws), and render module docs from the installed copy only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/zdt-packaging.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+BIN=$ROOT/.venv/bin
+
+"$BIN/ansible-galaxy" collection build --force --output-path "$WORK/dist" >/dev/null
+TARBALL=$(ls "$WORK"/dist/zerodowntime-rollout-*.tar.gz)
+echo "built $(basename "$TARBALL") ($(du -h "$TARBALL" | cut -f1))"
+
+# Nothing from the development tree may ship.
+if tar -tzf "$TARBALL" | grep -E '^(\.venv|\.cache|\.git/|demo/|bench/|scripts/|tests/output)' ; then
+    echo "ERROR: development files in the tarball (above)"; exit 1
+fi
+
+mkdir -p "$WORK/collections/ansible_collections/amazon"
+cp -a .cache/deps/ansible_collections/amazon/aws "$WORK/collections/ansible_collections/amazon/aws"
+"$BIN/ansible-galaxy" collection install --offline --no-deps -p "$WORK/collections" "$TARBALL" >/dev/null
+
+export ANSIBLE_COLLECTIONS_PATH="$WORK/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+cd "$WORK"   # away from the source tree
+for m in $(cd "$ROOT/plugins/modules" && ls *.py | sed 's/\.py$//'); do
+    out=$("$BIN/ansible-doc" -t module "zerodowntime.rollout.$m")
+    grep -q "EXAMPLES" <<<"$out" || { echo "ERROR: ansible-doc for $m has no EXAMPLES"; exit 1; }
+    src=$("$BIN/ansible-doc" --json "zerodowntime.rollout.$m" | "$BIN/python" -c 'import json,sys; d=json.load(sys.stdin); print(list(d.values())[0]["doc"]["filename"])')
+    case "$src" in "$WORK"/*) ;; *) echo "ERROR: $m documented from $src, not the installed copy"; exit 1;; esac
+    echo "ansible-doc zerodowntime.rollout.$m: ok (from the installed copy)"
+done
