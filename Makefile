@@ -26,6 +26,7 @@ test: venv lint sanity units units-min integration integration-min packaging
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	shellcheck scripts/*.sh .ci/run
 	$(VENV)/bin/ruff format --check .
 	$(ANSIBLE_ENV) $(VENV)/bin/ansible-lint --offline --profile production
 	$(VENV)/bin/antsibull-changelog lint

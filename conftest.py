@@ -4,6 +4,7 @@ Python imports plugins as ``ansible_collections.zerodowntime.rollout.*``; a chec
 laid out that way, so we expose it through a symlinked collections root under ``.cache/``.
 """
 
+import contextlib
 import os
 import sys
 
@@ -13,10 +14,8 @@ _LINK = os.path.join(COLLECTIONS_ROOT, "ansible_collections", "zerodowntime", "r
 
 if not os.path.islink(_LINK):
     os.makedirs(os.path.dirname(_LINK), exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.symlink(ROOT, _LINK)
-    except FileExistsError:
-        pass
 
 if COLLECTIONS_ROOT not in sys.path:
     sys.path.insert(0, COLLECTIONS_ROOT)

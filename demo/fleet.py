@@ -287,7 +287,10 @@ def install_release(deploy_path, artifact, version, activate=True):
             for m in tar.getmembers():
                 if not m.isfile() or os.path.isabs(m.name) or ".." in m.name.split("/"):
                     raise FleetError("unexpected member %r in %s" % (m.name, artifact))
-            tar.extractall(tmp)  # members checked above
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # pragma: no cover - old Pythons; members were checked above
+                tar.extractall(tmp)
         os.replace(tmp, release)
     shared = os.path.join(deploy_path, "shared")
     for sub in ("", "run", "log"):
@@ -551,6 +554,8 @@ class Fleet:
             if old.running_pids():
                 raise FleetError("a fleet is already running in %s; run 'down' first" % directory)
         os.makedirs(directory, exist_ok=True)
+        for stale in ("hosts", "artifacts") + tuple(n for n in os.listdir(directory) if n.startswith("lb")):
+            shutil.rmtree(os.path.join(directory, stale), ignore_errors=True)  # a fresh fleet, no old releases
         python = python or sys.executable
         addresses = [host_address(first_address, i) for i in range(hosts)]
         if not port:

@@ -95,13 +95,13 @@ ln -sfn "$ROOT" .cache/collections/ansible_collections/zerodowntime/rollout
 
 # --- HAProxy ---------------------------------------------------------------------------------
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
-if ! have_haproxy || ! command -v socat >/dev/null 2>&1; then
+if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
     SUDO=
     [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
     if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
-        say "installing haproxy and socat with apt"
+        say "installing haproxy, socat and shellcheck with apt"
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat shellcheck >/dev/null
     fi
 fi
 have_haproxy || die "HAProxy is missing and could not be installed here. Install it as root: 'apt-get install -y haproxy socat' (Debian/Ubuntu; HAProxy >= 2.6), then run 'make venv' again."

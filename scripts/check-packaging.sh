@@ -9,7 +9,7 @@ trap 'rm -rf "$WORK"' EXIT
 BIN=$ROOT/.venv/bin
 
 "$BIN/ansible-galaxy" collection build --force --output-path "$WORK/dist" >/dev/null
-TARBALL=$(ls "$WORK"/dist/zerodowntime-rollout-*.tar.gz)
+TARBALL=$(find "$WORK/dist" -name 'zerodowntime-rollout-*.tar.gz')
 echo "built $(basename "$TARBALL") ($(du -h "$TARBALL" | cut -f1))"
 
 # Nothing from the development tree may ship.
@@ -23,7 +23,7 @@ cp -a .cache/deps/ansible_collections/amazon/aws "$WORK/collections/ansible_coll
 
 export ANSIBLE_COLLECTIONS_PATH="$WORK/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 cd "$WORK"   # away from the source tree
-for m in $(cd "$ROOT/plugins/modules" && ls *.py | sed 's/\.py$//'); do
+for m in $(find "$ROOT/plugins/modules" -name '*.py' ! -name '__init__.py' -printf '%f\n' | sed 's/\.py$//' | sort); do
     out=$("$BIN/ansible-doc" -t module "zerodowntime.rollout.$m")
     grep -q "EXAMPLES" <<<"$out" || { echo "ERROR: ansible-doc for $m has no EXAMPLES"; exit 1; }
     src=$("$BIN/ansible-doc" --json "zerodowntime.rollout.$m" | "$BIN/python" -c 'import json,sys; d=json.load(sys.stdin); print(list(d.values())[0]["doc"]["filename"])')

@@ -1,0 +1,954 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to the zerodowntime.rollout collection; not a public API, may change without notice.
+"""Capistrano-style release layout on the target host.
+
+::
+
+    PATH/releases/<version>/    one unpacked archive per release, contents as stored in the archive
+    PATH/shared/                files and directories shared by all releases (linked in via shared_paths)
+    PATH/current                relative symlink -> releases/<version>
+    PATH/.rollout-state.json    current, previous, activation history, per-release checksum (atomic writes)
+    PATH/.rollout-tmp/          staging area for downloads, unpacking, symlink swaps and deletions
+    PATH/.rollout.lock          flock(2) lock serialising concurrent runs on one PATH
+
+Rules that keep readers of ``current/...`` safe:
+
+* a release is unpacked into ``.rollout-tmp/`` (same filesystem) and renamed into ``releases/``
+  only once complete, then recorded in the state file; a directory in ``releases/`` without a
+  record is incomplete (an interrupted run) and is redone before use;
+* ``current`` is switched by creating a new symlink under a temporary name and ``os.replace``-ing
+  it over the old one, so ``current`` always resolves to the old or to the new release;
+* the ``current`` symlink is the truth about the current release; the state file adds what a
+  symlink cannot tell (previous release, history, checksums). Directory mtimes are never used.
+
+Nothing here knows about AnsibleModule: :func:`manage_release` takes plain arguments (and a
+``fetch(url, fileobj)`` callable for downloads), returns a result dict, and raises
+:class:`~._errors.RolloutError` subclasses.
+"""
+
+import errno
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import stat
+import tempfile
+import time
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (
+    OpenArchive,
+    UnsupportedArchiveError,
+    archive_format,
+    sniff_format,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
+
+STATE_FILE = ".rollout-state.json"
+LOCK_FILE = ".rollout.lock"
+TMP_DIR = ".rollout-tmp"
+STATE_FORMAT = 1
+HISTORY_LIMIT = 100
+STATES = ("present", "active", "rollback", "absent")
+
+_VERSION_RE = re.compile(r"^[A-Za-z0-9._+-]+$")
+_CHECKSUM_RE = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+
+
+class ReleaseError(RolloutError):
+    """A release operation could not be carried out (the layout was left as it was)."""
+
+
+class ChecksumMismatchError(ReleaseError):
+    """The archive does not have the expected checksum; nothing was unpacked."""
+
+
+class StateFileError(ReleaseError):
+    """The state file cannot be read or does not hold what this collection writes."""
+
+
+class LayoutError(ReleaseError):
+    """The directory layout is not one this module can manage safely (e.g. ``current`` is a directory)."""
+
+
+class FetchError(ReleaseError):
+    """Downloading the archive failed."""
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def validate_version(version, what="version"):
+    """Return ``version`` if it is a safe release name, else raise ValidationError."""
+    if not isinstance(version, str) or not version:
+        raise ValidationError("%s must be a non-empty string, got %r." % (what, version))
+    if len(version) > 200:
+        raise ValidationError("%s %r is longer than 200 characters." % (what, version))
+    if not _VERSION_RE.match(version):
+        raise ValidationError(
+            "%s %r may only contain letters, digits, '.', '_', '-' and '+' (no '/' or spaces)." % (what, version)
+        )
+    if version.startswith(".") or ".." in version:
+        raise ValidationError("%s %r must not start with '.' or contain '..'." % (what, version))
+    return version
+
+
+def validate_relative_path(path, what="path"):
+    """Normalise a relative path (``a/b``); refuse absolute paths, ``..`` and empty paths."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValidationError("%s must be a non-empty relative path, got %r." % (what, path))
+    if path.startswith("/"):
+        raise ValidationError("%s %r must be relative to the release directory." % (what, path))
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts:
+        raise ValidationError("%s %r does not name anything inside the release." % (what, path))
+    if ".." in parts:
+        raise ValidationError("%s %r must not contain '..'." % (what, path))
+    return "/".join(parts)
+
+
+def validate_shared_paths(paths):
+    """Normalise ``shared_paths``; refuse duplicates and paths nested inside one another."""
+    result = []
+    for raw in paths or ():
+        norm = validate_relative_path(raw, "shared_paths entry")
+        if norm in result:
+            continue
+        for other in result:
+            if norm.startswith(other + "/") or other.startswith(norm + "/"):
+                raise ValidationError("shared_paths entries %r and %r are nested; keep only one." % (other, norm))
+        result.append(norm)
+    return result
+
+
+def parse_checksum(value):
+    """Return ``'sha256:<lowercase hex>'`` or None; raise ValidationError on any other form."""
+    if value is None or value == "":
+        return None
+    match = _CHECKSUM_RE.match(str(value).strip())
+    if not match:
+        raise ValidationError("checksum must look like 'sha256:<64 hex digits>', got %r." % (value,))
+    return "sha256:" + match.group(1).lower()
+
+
+def parse_mode(value):
+    """Return an octal mode as int (``'0755'``, ``'755'``, ``0o755``) or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValidationError("mode must be an octal number such as '0755', got %r." % (value,))
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(str(value).strip(), 8)
+        except ValueError:
+            raise ValidationError("mode must be an octal number such as '0755', got %r." % (value,))
+    if not 0 <= mode <= 0o7777:
+        raise ValidationError("mode %r is out of range." % (value,))
+    return mode
+
+
+def resolve_uid(owner):
+    """User name or numeric id -> uid; None -> -1 (leave unchanged)."""
+    if owner is None or owner == "":
+        return -1
+    text = str(owner)
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise ValidationError("owner %r does not exist on the target host." % (owner,))
+
+
+def resolve_gid(group):
+    """Group name or numeric id -> gid; None -> -1 (leave unchanged)."""
+    if group is None or group == "":
+        return -1
+    text = str(group)
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ValidationError("group %r does not exist on the target host." % (group,))
+
+
+def is_url(src):
+    return isinstance(src, str) and src.lower().startswith(("http://", "https://"))
+
+
+def redact_url(url):
+    """Drop user info and query string from a URL before it goes into a message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    path, qmark, _query = path.partition("?")
+    path = path.partition("#")[0]
+    return "%s://%s%s%s%s" % (scheme, netloc, slash, path, "?***" if qmark else "")
+
+
+def _url_path(url):
+    rest = url.partition("://")[2]
+    path = rest.partition("/")[2]
+    return path.partition("?")[0].partition("#")[0]
+
+
+def natural_key(name):
+    """Sort key that orders ``v2`` before ``v10`` and is total over all strings."""
+    key = []
+    for chunk in re.split(r"(\d+)", name):
+        if not chunk:
+            continue
+        key.append((0, int(chunk), chunk) if chunk.isdigit() else (1, 0, chunk))
+    return tuple(key), name
+
+
+# --- state file ------------------------------------------------------------------------------------
+
+
+class ReleaseState:
+    """What the state file records. ``releases`` maps a name to ``{checksum, installed_seq, ...}``."""
+
+    def __init__(self):
+        self.current = None
+        self.previous = None
+        self.seq = 0
+        self.history = []
+        self.releases = {}
+
+    @classmethod
+    def load(cls, path):
+        """Read the state file; None when it does not exist; StateFileError when it is unusable."""
+        hint = (
+            "The 'current' symlink is authoritative: repair the file, or remove it to re-adopt the layout "
+            "(the previous release, history and checksums are then forgotten)."
+        )
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateFileError("cannot read the state file %s: %s." % (path, exc))
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            raise StateFileError("the state file %s is not valid JSON (%s). %s" % (path, exc, hint))
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise StateFileError("the state file %s is corrupt: %s. %s" % (path, exc, hint))
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise TypeError("top level is not an object")
+        fmt = data.get("format")
+        if fmt != STATE_FORMAT:
+            if isinstance(fmt, int) and fmt > STATE_FORMAT:
+                raise ValueError("format %d was written by a newer version of the collection" % fmt)
+            raise ValueError("unknown format %r" % (fmt,))
+        state = cls()
+        for key in ("current", "previous"):
+            value = data.get(key)
+            if value is not None:
+                validate_version(value, key)
+            setattr(state, key, value)
+        seq = data.get("seq", 0)
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError("seq is not a non-negative integer")
+        state.seq = seq
+        history = data.get("history", [])
+        if not isinstance(history, list):
+            raise TypeError("history is not a list")
+        for entry in history:
+            if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+                raise TypeError("history entry %r is malformed" % (entry,))
+            validate_version(entry.get("release"), "history release")
+        state.history = history
+        releases = data.get("releases", {})
+        if not isinstance(releases, dict):
+            raise TypeError("releases is not an object")
+        for name, record in releases.items():
+            validate_version(name, "release name")
+            if not isinstance(record, dict):
+                raise TypeError("record of release %r is not an object" % name)
+            if record.get("checksum") is not None:
+                parse_checksum(record["checksum"])
+        state.releases = releases
+        return state
+
+    def to_dict(self):
+        return {
+            "format": STATE_FORMAT,
+            "current": self.current,
+            "previous": self.previous,
+            "seq": self.seq,
+            "history": self.history[-HISTORY_LIMIT:],
+            "releases": self.releases,
+        }
+
+    def _next_seq(self):
+        self.seq += 1
+        return self.seq
+
+    def record_install(self, version, checksum, when):
+        self.releases[version] = {"checksum": checksum, "installed_seq": self._next_seq(), "installed_at": when}
+
+    def record_adopted(self, version):
+        self.releases.setdefault(version, {"checksum": None, "adopted": True})
+
+    def record_activation(self, version, previous, when):
+        self.history.append({"release": version, "seq": self._next_seq(), "at": when})
+        self.history = self.history[-HISTORY_LIMIT:]
+        self.previous = previous
+        self.current = version
+
+    def forget(self, version):
+        self.releases.pop(version, None)
+        if self.previous == version:
+            self.previous = None
+
+    def rank(self, version):
+        """Recency of a release: the later of its recorded install and last activation.
+
+        -1 for an adopted release (found on disk, never recorded), -2 for a directory without a record
+        (incomplete), so those go first when pruning.
+        """
+        record = self.releases.get(version)
+        if record is None:
+            return -2
+        rank = record.get("installed_seq", -1)
+        for entry in self.history:
+            if entry.get("release") == version:
+                rank = max(rank, entry["seq"])
+        return rank
+
+
+def choose_prune(releases, protected, keep, rank):
+    """Names to delete so that at most ``keep`` releases remain (0 = keep everything).
+
+    Oldest first by ``rank(name)`` (recorded install/activation order), ties broken by natural
+    name order; names in ``protected`` (current, previous, the release just installed) are never chosen.
+    """
+    if not keep or len(releases) <= keep:
+        return []
+    excess = len(releases) - keep
+    chosen = []
+    for name in sorted(releases, key=lambda n: (rank(n), natural_key(n))):
+        if excess <= 0:
+            break
+        if name in protected:
+            continue
+        chosen.append(name)
+        excess -= 1
+    return chosen
+
+
+# --- filesystem helpers ----------------------------------------------------------------------------
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path, data, tmp_dir):
+    """Write ``data`` as JSON to ``path`` via a temporary file in ``tmp_dir`` and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="state.", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(os.path.dirname(path))
+
+
+class _Lock:
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        self.fd = None
+        return False
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Layout:
+    """Paths of one release layout, and the read-only questions asked about it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.releases_dir = os.path.join(path, "releases")
+        self.shared_dir = os.path.join(path, "shared")
+        self.current_link = os.path.join(path, "current")
+        self.state_file = os.path.join(path, STATE_FILE)
+        self.lock_file = os.path.join(path, LOCK_FILE)
+        self.tmp_dir = os.path.join(path, TMP_DIR)
+
+    def release_path(self, version):
+        return os.path.join(self.releases_dir, version)
+
+    def read_current(self):
+        """Name of the release ``current`` points to, or None when there is no ``current``."""
+        try:
+            target = os.readlink(self.current_link)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise LayoutError(
+                    "%s exists but is not a symbolic link; move it away so that it can be managed as a "
+                    "link to releases/<version>." % self.current_link
+                )
+            raise LayoutError("cannot read %s: %s." % (self.current_link, exc))
+        absolute = os.path.normpath(os.path.join(self.path, target))
+        name = os.path.basename(absolute)
+        parent = os.path.dirname(absolute)
+        same_parent = parent == os.path.normpath(self.releases_dir) or (
+            os.path.realpath(parent) == os.path.realpath(self.releases_dir)
+        )
+        if not same_parent or not name:
+            raise LayoutError(
+                "%s points to %r, which is not a release under %s/; fix or remove the link."
+                % (self.current_link, target, self.releases_dir)
+            )
+        try:
+            validate_version(name, "the release named by %s" % self.current_link)
+        except ValidationError as exc:
+            raise LayoutError(str(exc))
+        return name
+
+    def list_release_dirs(self):
+        """Names of the directories in ``releases/`` (hidden entries and non-directories ignored)."""
+        try:
+            names = os.listdir(self.releases_dir)
+        except FileNotFoundError:
+            return []
+        result = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                st = os.lstat(os.path.join(self.releases_dir, name))
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                result.append(name)
+        return sorted(result, key=natural_key)
+
+
+# --- the manager -----------------------------------------------------------------------------------
+
+
+class ReleaseManager:
+    """Carries out one ``state`` on one layout. Build it with validated arguments and call :meth:`run`."""
+
+    def __init__(
+        self,
+        path,
+        keep=5,
+        shared_paths=(),
+        uid=-1,
+        gid=-1,
+        mode=None,
+        fetch=None,
+        check_mode=False,
+        now=None,
+    ):
+        self.layout = Layout(path)
+        self.keep = keep
+        self.shared_paths = list(shared_paths)
+        self.uid = uid
+        self.gid = gid
+        self.mode = mode
+        self.fetch = fetch
+        self.check_mode = check_mode
+        self.now = now or time.time
+        self.actions = []
+
+    # -- snapshot of what is on disk
+
+    def _read(self):
+        layout = self.layout
+        current = layout.read_current()
+        loaded = ReleaseState.load(layout.state_file)
+        dirs = layout.list_release_dirs()
+        adopted = loaded is None
+        state = loaded if loaded is not None else ReleaseState()
+        if adopted:
+            # First run on a layout made by someone else: what is there is taken as complete.
+            for name in dirs:
+                state.record_adopted(name)
+            state.current = current
+        if state.current == current:
+            previous = state.previous
+        else:
+            # The link was moved outside this module (or a run died between the switch and the state
+            # write): the release the state file calls current was the one active before.
+            previous = state.current
+        if previous == current or previous not in dirs:
+            previous = None
+        if current is not None and current in dirs:
+            state.record_adopted(current)  # the live release is complete by definition
+        state.current = current
+        state.previous = previous
+        self.state = state
+        self.adopted = adopted
+        self.current = current
+        self.previous = previous
+        self.dirs = list(dirs)
+
+    def _is_complete(self, version):
+        return version in self.dirs and version in self.state.releases
+
+    def _when(self):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.now()))
+
+    # -- public entry
+
+    def run(self, state, version=None, src=None, checksum=None):
+        layout = self.layout
+        if state in ("present", "active") and not self.check_mode:
+            self._makedirs(layout.path)
+        locked = not self.check_mode and os.path.isdir(layout.path)
+        with _Lock(layout.lock_file) if locked else _NoLock():
+            self._read()
+            before = (self.current, list(self.dirs))
+            if locked:
+                self._clean_tmp()
+            changed = False
+            pruned = []
+            release_path = None
+            if state == "present":
+                changed = self._ensure_release(version, src, checksum)
+                pruned = self._prune({self.current, self.previous, version})
+                release_path = layout.release_path(version)
+            elif state == "active":
+                changed = self._ensure_release(version, src, checksum)
+                changed = self._activate(version) or changed
+                pruned = self._prune({self.current, self.previous})
+                release_path = layout.release_path(version)
+            elif state == "rollback":
+                changed = self._rollback(version)
+                release_path = layout.release_path(self.current) if self.current else None
+            elif state == "absent":
+                changed = self._absent(version)
+                release_path = layout.release_path(version)
+            else:
+                raise ValidationError("state must be one of %s, got %r." % (", ".join(STATES), state))
+            changed = changed or bool(pruned)
+            if changed and not self.check_mode:
+                for name in list(self.state.releases):
+                    if name not in self.dirs:
+                        del self.state.releases[name]
+                write_json_atomic(layout.state_file, self.state.to_dict(), self._tmp())
+        after = (self.current, list(self.dirs))
+        if not self.actions:
+            msg = "nothing to do: current release is %s" % (self.current or "(none)")
+        elif self.check_mode:
+            msg = "check mode, would have: " + "; ".join(self.actions)
+        else:
+            msg = "; ".join(self.actions)
+        return {
+            "changed": changed,
+            "current": self.current,
+            "previous": self.previous,
+            "releases": sorted(self.dirs, key=natural_key),
+            "release_path": release_path,
+            "pruned": pruned,
+            "msg": msg,
+            "diff": {
+                "before_header": layout.current_link,
+                "after_header": layout.current_link,
+                "before": _describe(*before),
+                "after": _describe(*after),
+            },
+        }
+
+    # -- steps
+
+    def _ensure_release(self, version, src, checksum):
+        """Make sure ``releases/<version>`` is complete; returns True when it (would be) unpacked."""
+        if self._is_complete(version):
+            recorded = self.state.releases[version].get("checksum")
+            if checksum and recorded and checksum != recorded:
+                raise ReleaseError(
+                    "release %s is already installed from an archive with %s, but checksum %s was requested. "
+                    "Releases are immutable: use a new version name, or remove this one (state=absent) first."
+                    % (version, recorded, checksum)
+                )
+            return False
+        if src is None:
+            what = "is incomplete (an interrupted run?)" if version in self.dirs else "is not installed"
+            raise ValidationError("release %s %s; src is required to unpack it." % (version, what))
+        if self.check_mode:
+            if not is_url(src):
+                self._verify_local(src, checksum)
+            self.actions.append("%s %s" % ("redo incomplete release" if version in self.dirs else "unpack", version))
+            if version not in self.dirs:
+                self.dirs.append(version)
+            return True
+        self._install(version, src, checksum)
+        return True
+
+    def _verify_local(self, src, checksum):
+        """Check mode: hash and inspect a local archive without writing anything."""
+        with self._open_local(src) as handle:
+            actual = _sha256(handle)
+            _compare_checksum(src, checksum, actual)
+            with self._open_archive(handle, src):
+                pass
+
+    def _open_local(self, src):
+        try:
+            return open(src, "rb")
+        except FileNotFoundError:
+            raise ValidationError("src %s does not exist on the target host." % src)
+        except OSError as exc:
+            raise ValidationError("cannot open src %s: %s." % (src, exc))
+
+    def _open_archive(self, handle, src):
+        name = _url_path(src) if is_url(src) else src
+        fmt = archive_format(name) or sniff_format(handle)
+        if fmt is None:
+            raise UnsupportedArchiveError(
+                "%s is not a .tar.gz, .tgz, .tar or .zip archive." % (redact_url(src) if is_url(src) else src)
+            )
+        handle.seek(0)
+        return OpenArchive(handle, fmt)
+
+    def _download(self, url):
+        if self.fetch is None:
+            raise FetchError("no downloader is available for %s." % redact_url(url))
+        fd, tmp = tempfile.mkstemp(dir=self._tmp(), prefix="download.")
+        handle = os.fdopen(fd, "w+b")
+        try:
+            self.fetch(url, handle)
+            handle.flush()
+            handle.seek(0)
+        except RolloutError:
+            handle.close()
+            raise
+        except Exception as exc:
+            handle.close()
+            raise FetchError("downloading %s failed: %s" % (redact_url(url), exc))
+        return handle, tmp
+
+    def _install(self, version, src, checksum):
+        layout = self.layout
+        tmp_file = None
+        if is_url(src):
+            handle, tmp_file = self._download(src)
+        else:
+            handle = self._open_local(src)
+        staging = None
+        try:
+            actual = _sha256(handle)
+            _compare_checksum(redact_url(src) if is_url(src) else src, checksum, actual)
+            with self._open_archive(handle, src) as archive:
+                # Every member is checked by now; the first write happens below.
+                self._makedirs(layout.releases_dir)
+                staging = tempfile.mkdtemp(dir=self._tmp(), prefix="release.")
+                archive.extract(staging)
+            self._link_shared(version, staging)
+            self._apply_ownership(staging)
+            os.chmod(staging, self.mode if self.mode is not None else 0o755)
+            redo = version in self.dirs
+            if redo:
+                self._discard(layout.release_path(version))
+            os.rename(staging, layout.release_path(version))
+            staging = None
+            _fsync_dir(layout.releases_dir)
+        finally:
+            handle.close()
+            if tmp_file and os.path.lexists(tmp_file):
+                os.unlink(tmp_file)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        self.state.record_install(version, actual, self._when())
+        if version not in self.dirs:
+            self.dirs.append(version)
+        self.actions.append("%s %s (%s)" % ("redid incomplete release" if redo else "unpacked", version, actual))
+
+    def _link_shared(self, version, staging):
+        final = self.layout.release_path(version)
+        for rel in self.shared_paths:
+            target = os.path.join(self.layout.shared_dir, rel)
+            if not os.path.lexists(target):
+                self._makedirs(target)
+            parts = rel.split("/")
+            current = staging
+            for part in parts[:-1]:
+                current = os.path.join(current, part)
+                if not os.path.lexists(current):
+                    os.mkdir(current, 0o755)
+                elif not stat.S_ISDIR(os.lstat(current).st_mode):
+                    raise ReleaseError(
+                        "shared path %s: %s in the release is not a directory (a link in the archive?)."
+                        % (rel, "/".join(parts[: parts.index(part) + 1]))
+                    )
+            link = os.path.join(staging, rel)
+            if os.path.lexists(link):
+                if stat.S_ISDIR(os.lstat(link).st_mode):
+                    shutil.rmtree(link)
+                else:
+                    os.unlink(link)
+            os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, rel))), link)
+
+    def _activate(self, version):
+        if self.current == version:
+            return False
+        old = self.current
+        if not self.check_mode:
+            self._switch(version)
+            self.state.record_activation(version, old, self._when())
+        self.actions.append("activated %s (previous: %s)" % (version, old or "none"))
+        self.current = version
+        self.previous = old
+        return True
+
+    def _rollback(self, version):
+        target = version or self.previous
+        if target is None:
+            if self.adopted:
+                why = "there is no state file (the layout was adopted)"
+            elif self.state.previous and self.state.previous not in self.dirs:
+                why = "the previous release %s no longer exists" % self.state.previous
+            else:
+                why = "the state file records no previous release"
+            raise ReleaseError(
+                "cannot roll back %s: %s. Pass version to name the release to roll back to." % (self.layout.path, why)
+            )
+        if target == self.current:
+            return False
+        if target not in self.dirs:
+            raise ReleaseError(
+                "cannot roll back to %s: %s does not exist." % (target, self.layout.release_path(target))
+            )
+        if not self._is_complete(target):
+            raise ReleaseError(
+                "cannot roll back to %s: the release is incomplete (an interrupted run); activate it with src "
+                "to unpack it again." % target
+            )
+        old = self.current
+        if not self.check_mode:
+            self._switch(target)
+            self.state.record_activation(target, old, self._when())
+        self.actions.append("rolled back from %s to %s" % (old or "none", target))
+        self.current = target
+        self.previous = old
+        return True
+
+    def _absent(self, version):
+        if version == self.current:
+            raise ReleaseError(
+                "refusing to remove release %s: it is the current release. Activate another one first." % version
+            )
+        if version not in self.dirs:
+            return False
+        if not self.check_mode:
+            self._discard(self.layout.release_path(version))
+            self.state.forget(version)
+        self.dirs.remove(version)
+        if self.previous == version:
+            self.previous = None
+        self.actions.append("removed %s" % version)
+        return True
+
+    def _prune(self, protected):
+        chosen = choose_prune(self.dirs, protected, self.keep, self.state.rank)
+        for name in chosen:
+            if not self.check_mode:
+                self._discard(self.layout.release_path(name))
+                self.state.forget(name)
+            self.dirs.remove(name)
+        if chosen:
+            self.actions.append("pruned %s" % ", ".join(chosen))
+        return chosen
+
+    # -- primitives
+
+    def _tmp(self):
+        self._makedirs(self.layout.tmp_dir, owned=False)
+        return self.layout.tmp_dir
+
+    def _clean_tmp(self):
+        """Remove what an interrupted run left in the staging area (we hold the lock)."""
+        try:
+            names = os.listdir(self.layout.tmp_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(self.layout.tmp_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    def _switch(self, version):
+        """Point ``current`` at ``releases/<version>`` atomically (new link, then rename over the old one)."""
+        tmp_link = os.path.join(self._tmp(), "current.%d.%s" % (os.getpid(), os.urandom(4).hex()))
+        os.symlink(os.path.join("releases", version), tmp_link)
+        if self.uid != -1 or self.gid != -1:
+            os.lchown(tmp_link, self.uid, self.gid)
+        try:
+            os.replace(tmp_link, self.layout.current_link)
+        except BaseException:
+            if os.path.lexists(tmp_link):
+                os.unlink(tmp_link)
+            raise
+        _fsync_dir(self.layout.path)
+
+    def _discard(self, path):
+        """Move a release out of ``releases/`` in one rename, then delete it."""
+        trash = tempfile.mkdtemp(dir=self._tmp(), prefix="trash.")
+        moved = os.path.join(trash, "release")
+        os.rename(path, moved)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _makedirs(self, path, owned=True):
+        if os.path.isdir(path):
+            return
+        parent = os.path.dirname(path)
+        if parent and parent != path:
+            self._makedirs(parent, owned)
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            return
+        if owned and (self.uid != -1 or self.gid != -1):
+            os.chown(path, self.uid, self.gid)
+
+    def _apply_ownership(self, root):
+        if self.uid == -1 and self.gid == -1:
+            return
+        os.lchown(root, self.uid, self.gid)
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
+
+
+def _describe(current, dirs):
+    return "current: %s\nreleases: %s\n" % (
+        "releases/%s" % current if current else "(none)",
+        ", ".join(sorted(dirs, key=natural_key)) or "(none)",
+    )
+
+
+def _sha256(handle):
+    digest = hashlib.sha256()
+    handle.seek(0)
+    for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+        digest.update(chunk)
+    handle.seek(0)
+    return "sha256:" + digest.hexdigest()
+
+
+def _compare_checksum(src, expected, actual):
+    if expected and expected != actual:
+        raise ChecksumMismatchError(
+            "checksum mismatch for %s: expected %s, got %s. Nothing was unpacked and current is unchanged."
+            % (src, expected, actual)
+        )
+
+
+def manage_release(
+    path,
+    state="present",
+    version=None,
+    src=None,
+    checksum=None,
+    allow_unverified=False,
+    keep=5,
+    shared_paths=None,
+    owner=None,
+    group=None,
+    mode=None,
+    fetch=None,
+    check_mode=False,
+    now=None,
+):
+    """Validate the arguments, then bring ``path`` to ``state``. Returns the module result (with ``diff``).
+
+    ``fetch(url, fileobj)`` must write the body of ``url`` to the binary file object; any exception it
+    raises becomes a :class:`FetchError`. Raises RolloutError subclasses; never leaves a half release.
+    """
+    if state not in STATES:
+        raise ValidationError("state must be one of %s, got %r." % (", ".join(STATES), state))
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise ValidationError("path must be an absolute path, got %r." % (path,))
+    path = os.path.normpath(path)
+    if path == "/":
+        raise ValidationError("path must not be the root directory.")
+    if version is not None or state != "rollback":
+        validate_version(version)
+    checksum = parse_checksum(checksum)
+    if src is not None and not isinstance(src, str):
+        raise ValidationError("src must be a string, got %r." % (src,))
+    if src == "":
+        src = None
+    if state in ("present", "active") and is_url(src) and checksum is None and not allow_unverified:
+        raise ValidationError(
+            "src %s is a URL: set checksum (sha256:<hex>) so the download is verified, or set "
+            "allow_unverified=true to accept it unverified." % redact_url(src)
+        )
+    if src is not None and not is_url(src) and not os.path.isabs(src):
+        raise ValidationError("src %r must be an absolute path on the target host or an http(s) URL." % src)
+    if keep is None:
+        keep = 0
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValidationError("keep must be 0 (never prune) or a positive integer, got %r." % (keep,))
+    manager = ReleaseManager(
+        path,
+        keep=keep,
+        shared_paths=validate_shared_paths(shared_paths),
+        uid=resolve_uid(owner),
+        gid=resolve_gid(group),
+        mode=parse_mode(mode),
+        fetch=fetch,
+        check_mode=check_mode,
+        now=now,
+    )
+    return manager.run(state, version=version, src=src, checksum=checksum)

@@ -1,0 +1,199 @@
+"""Fixtures for integration tests: real HAProxy and real app processes on 127.0.0.x loopback addresses.
+
+HAProxy state is read back here through ``socat`` on the admin sockets, independently of the modules
+under test and of demo/fleet.py's own socket client.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from demo.fleet import Fleet  # noqa: E402
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+SOCAT = shutil.which("socat")
+BACKEND = "app"
+
+
+def _require_tools():
+    missing = [n for n, p in (("haproxy", HAPROXY), ("socat", SOCAT)) if not p or not os.path.exists(p)]
+    if missing:
+        pytest.fail("integration tests need %s installed (apt-get install haproxy socat)" % " and ".join(missing))
+
+
+# --------------------------------------------------------------------------- independent socket reads
+
+
+def hap(sock, command):
+    """Send ``command`` to an HAProxy admin socket (``/path`` or ``tcp://host:port``) with socat."""
+    address = "TCP:%s" % sock[len("tcp://") :] if sock.startswith("tcp://") else "UNIX-CONNECT:%s" % sock
+    proc = subprocess.run(
+        [SOCAT, "-t", "5", "STDIO", address], input=command + "\n", capture_output=True, text=True, timeout=10
+    )
+    if proc.returncode != 0:
+        raise AssertionError("socat %s failed: %s" % (sock, proc.stderr))
+    return proc.stdout
+
+
+def parse_stat(text, backend=BACKEND):
+    """``show stat`` CSV -> {server: {"status", "weight", "scur", "qcur"}} for ``backend``."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert lines and lines[0].startswith("# "), "not a show stat answer: %r" % text[:200]
+    header = lines[0][2:].split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            out[row["svname"]] = {
+                "status": row["status"],
+                "weight": int(row["weight"] or 0),
+                "scur": int(row["scur"] or 0),
+                "qcur": int(row["qcur"] or 0),
+            }
+    return out
+
+
+def stat(sock, backend=BACKEND):
+    return parse_stat(hap(sock, "show stat %s 4 -1" % backend), backend)
+
+
+def server_snapshot(sock):
+    """Operational/admin state and weights of every server of every backend (``show servers state``),
+    without the ever-changing timers and check counters: equal snapshots mean nothing was changed."""
+    snap = {}
+    for line in hap(sock, "show servers state").splitlines():
+        f = line.split()
+        if len(f) < 9 or line.startswith("#") or not f[0].isdigit():
+            continue
+        # be_name srv_name -> srv_op_state srv_admin_state srv_uweight srv_iweight
+        snap[(f[1], f[3])] = (f[5], f[6], f[7], f[8])
+    assert snap, "no servers read from %s" % sock
+    return snap
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Poll ``predicate`` until truthy (returned) or fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def wait_status(sock, server, status, timeout=10.0):
+    return wait_for(lambda: stat(sock)[server]["status"] == status, timeout, what="%s %s on %s" % (server, status, sock))
+
+
+def probe_task(sock, name="probe"):
+    """A task that reads ``show stat`` through socat on the controller right after the previous task,
+    stored as fact ``name``; parse with :func:`probe_result`."""
+    address = "TCP:%s" % sock[len("tcp://") :] if sock.startswith("tcp://") else "UNIX-CONNECT:%s" % sock
+    cmd = "echo 'show stat %s 4 -1' | %s -t 5 STDIO %s" % (BACKEND, SOCAT, address)
+    return {"name": "probe haproxy with socat", "ansible.builtin.set_fact": {name: "{{ lookup('ansible.builtin.pipe', %r) }}" % cmd}}
+
+
+def probe_result(result, name="probe"):
+    assert "ansible_facts" in result, "probe task failed: %r" % result
+    return parse_stat(result["ansible_facts"][name])
+
+
+def timestamp_task(name="t_after"):
+    """A task that records the controller's wall clock (time.time()) as fact ``name``."""
+    return {"name": "timestamp", "ansible.builtin.set_fact": {name: "{{ lookup('ansible.builtin.pipe', 'date +%s.%N') }}"}}
+
+
+# --------------------------------------------------------------------------- fleets
+
+
+def short_tmpdir():
+    """A short directory under /tmp: unix socket paths must stay under 108 bytes."""
+    return tempfile.mkdtemp(prefix="zd-", dir="/tmp")
+
+
+@pytest.fixture(scope="session")
+def tools():
+    _require_tools()
+
+
+def make_fleet(**kwargs):
+    _require_tools()
+    d = short_tmpdir()
+    kwargs.setdefault("port", 0)  # a port free on every host address: other fleets may run on this machine
+    kwargs.setdefault("check_inter_ms", 200)
+    kwargs.setdefault("rise", 2)
+    kwargs.setdefault("fall", 2)
+    kwargs.setdefault("grace", 10)
+    fleet = Fleet.up(d, **kwargs)
+    return fleet, d
+
+
+def destroy_fleet(fleet, d):
+    try:
+        fleet.down(timeout=10)
+        assert not fleet.running_pids(), "fleet down left processes running: %s" % fleet.running_pids()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """Three hosts (app1..app3) behind HAProxy ``lb1``; checks every 200 ms, rise 2, fall 2."""
+    f, d = make_fleet(hosts=3)
+    yield f
+    destroy_fleet(f, d)
+
+
+@pytest.fixture(scope="module")
+def pair(fleet):
+    """A second, independent HAProxy (``lb2``) in front of app1 and app2 only (it does not know app3).
+    Returns ``(unix socket of lb1, TCP admin socket of lb2)``."""
+    lb2 = fleet.add_lb("lb2", hosts=fleet.hosts[:2])
+    yield fleet.admin_socket, lb2.admin_tcp
+    fleet.remove_lb("lb2")
+
+
+def reset_fleet(f):
+    """Every server ready with weight 1 on every load balancer, steady UP, no sessions left."""
+    for lb in f.lbs:
+        sock = lb.sockets[0]
+        for s in lb.data["servers"]:
+            hap(sock, "set server %s/%s state ready" % (BACKEND, s["name"]))
+            hap(sock, "set server %s/%s weight 1" % (BACKEND, s["name"]))
+    for lb in f.lbs:
+        sock = lb.sockets[0]
+        wait_for(
+            lambda s=sock: all(v["status"] in ("UP", "no check") and v["scur"] == 0 for v in stat(s).values()),
+            15,
+            what="all servers steady and idle on %s" % sock,
+        )
+
+
+@pytest.fixture
+def clean_fleet(fleet):
+    """The module fleet, reset before the test."""
+    for h in fleet.hosts:
+        if not fleet.host_pid(h["name"]):
+            fleet.start_host(h["name"])
+    reset_fleet(fleet)
+    return fleet
+
+
+@pytest.fixture(scope="module")
+def slow_fleet():
+    """Two hosts whose app takes 2 s to become healthy after a start, rise 3 x 250 ms; ``app2`` has no
+    health check (HAProxy reports it as ``no check``)."""
+    f, d = make_fleet(hosts=2, check_inter_ms=250, rise=3, fall=2, startup_delay=2.0, no_check=["app2"])
+    yield f
+    destroy_fleet(f, d)
