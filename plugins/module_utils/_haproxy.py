@@ -17,20 +17,14 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     ValidationError,
     WaitTimeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import (  # noqa: F401 (re-exported)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import (
     DEFAULT_SOCKET,
     DEFAULT_SOCKET_TIMEOUT,
-    MAX_WEIGHT,
-    MIN_WEIGHT,
     STATES,
     HAProxyRuntime,
-    SocketTransport,
     is_drained,
     is_maint,
     is_up,
-    normalise_status,
-    parse_servers_state,
-    parse_show_stat,
     validate_name,
     validate_sockets,
     validate_state,
@@ -53,7 +47,18 @@ SUMMARY_KEYS = (
 )
 DIFF_KEYS = ("status", "admin_state", "weight")
 
+# DEFAULT_SOCKET and STATES are imported for the modules (one import site for the module layer).
+__all__ = [
+    "DEFAULT_SOCKET",
+    "ON_TIMEOUT_CHOICES",
+    "STATES",
+    "ensure_server_state",
+    "gather_server_info",
+    "make_runtime",
+]
+
 _PREDICATES = {"ready": is_up, "drain": is_drained, "maint": is_maint}
+_STATE_WORDS = {"ready": "ready", "drain": "in drain", "maint": "in maint"}
 _WAIT_WORDS = {"ready": "to be steadily UP (or 'no check')", "drain": "to drain", "maint": "to be in MAINT"}
 
 
@@ -236,7 +241,11 @@ def ensure_server_state(
                 ", ".join(targets),
             )
         else:
-            result["msg"] = "%s is already %s on all %d socket(s); nothing would change." % (name, state, len(entries))
+            result["msg"] = "%s is already %s on all %d socket(s); nothing would change." % (
+                name,
+                _STATE_WORDS[state],
+                len(entries),
+            )
         return result
 
     # Apply.
@@ -359,7 +368,7 @@ def _message(result, name, state):
     if changed_on:
         msg = "Set %s to %s on %s." % (name, state, ", ".join(changed_on))
     else:
-        msg = "%s was already %s on all %d socket(s); nothing changed." % (name, state, len(entries))
+        msg = "%s was already %s on all %d socket(s); nothing changed." % (name, _STATE_WORDS[state], len(entries))
     if result["waited"]:
         if result["timed_out"]:
             msg += " It did not drain within %.1fs (%d polls); shut down %d remaining session(s)." % (
@@ -368,10 +377,11 @@ def _message(result, name, state):
                 result["sessions_shutdown"],
             )
         else:
-            msg += " %s after %.1fs (%d polls)." % (
+            msg += " %s after %.1fs (%d poll%s)." % (
                 {"ready": "UP everywhere", "drain": "Drained everywhere", "maint": "MAINT everywhere"}[state],
                 result["elapsed"],
                 result["polls"],
+                "" if result["polls"] == 1 else "s",
             )
     return msg
 

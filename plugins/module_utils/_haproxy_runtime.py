@@ -597,7 +597,7 @@ class HAProxyRuntime:
         if level is not None and level != "admin":
             raise LBPermissionError(
                 "HAProxy runtime socket %s is a %s-level socket; changing server state needs an admin-level socket "
-                "('stats socket ... level admin'). Nothing was changed." % (self.address, level),
+                "('stats socket ... level admin')." % (self.address, level),
                 socket=self.address,
             )
         return level

@@ -2,16 +2,12 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: haproxy_server
 short_description: Set an HAProxy server to ready, drain or maint on one or more HAProxy instances
 version_added: 0.1.0
-author: zerodowntime.rollout contributors
+author: zerodowntime.rollout contributors (@zerodowntime)
 description:
   - Sets the administrative state (and optionally the weight) of one server of one backend through the HAProxy
     Runtime API, on every HAProxy instance listed in O(sockets) at once (for example both members of an HA pair).
@@ -265,9 +261,10 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import (  # noqa: E402
     DEFAULT_SOCKET,
     ON_TIMEOUT_CHOICES,
     STATES,
@@ -276,17 +273,17 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy impo
 
 
 def argument_spec():
-    return dict(
-        backend=dict(type="str", required=True),
-        server=dict(type="str", required=True),
-        state=dict(type="str", required=True, choices=list(STATES)),
-        sockets=dict(type="list", elements="str", default=[DEFAULT_SOCKET]),
-        weight=dict(type="int"),
-        wait=dict(type="bool", default=True),
-        timeout=dict(type="int", default=300),
-        poll_interval=dict(type="float", default=0.5),
-        on_timeout=dict(type="str", choices=list(ON_TIMEOUT_CHOICES), default="fail"),
-    )
+    return {
+        "backend": {"type": "str", "required": True},
+        "server": {"type": "str", "required": True},
+        "state": {"type": "str", "required": True, "choices": list(STATES)},
+        "sockets": {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]},
+        "weight": {"type": "int"},
+        "wait": {"type": "bool", "default": True},
+        "timeout": {"type": "int", "default": 300},
+        "poll_interval": {"type": "float", "default": 0.5},
+        "on_timeout": {"type": "str", "choices": list(ON_TIMEOUT_CHOICES), "default": "fail"},
+    }
 
 
 def main():
