@@ -11,15 +11,18 @@ ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint sanity units units-min integration integration-min packaging clean
+.PHONY: help venv demo test lint sanity units units-min integration integration-min packaging clean
 
 help:
-	@echo "make demo    bring up the local demo fleet and roll it under load (arrives with the rolling-update role)"
+	@echo "make demo    bring up a local fleet (4 hosts behind HAProxy) and roll it v1 -> v2 under load"
 	@echo "make test    the whole suite: lint, sanity, unit and integration tests (ansible-core 2.21 and 2.17), packaging"
 	@echo "make venv    create .venv / .venv-min, fetch amazon.aws offline, install haproxy if missing"
 
 venv:
 	@scripts/bootstrap.sh 2> >(grep -v "^WARNING: Location 'file:///opt" >&2)
+
+demo: venv
+	$(PY) demo/rollout.py --dir $(CURDIR)/demo/run $(DEMO_ARGS)
 
 test: venv lint sanity units units-min integration integration-min packaging
 	@echo "make test: all passed"

@@ -1,0 +1,128 @@
+"""The collection's central claim: a rolling update through the real playbook under steady load
+loses no request, keeps at most one batch out of rotation, and a re-run changes nothing."""
+
+import os
+import re
+
+import pytest
+
+from demo.fleet import Fleet, build_artifact
+from demo.loadgen import LoadGenerator
+from demo.rollout import RotationSampler, run_playbook, write_inventory
+
+pytestmark = pytest.mark.integration
+
+RATE = 100.0
+
+
+def recap(stdout):
+    """PLAY RECAP -> {host: {"ok": n, "changed": n, "failed": n, ...}}"""
+    out = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", stdout, re.M):
+        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return out
+
+
+def versions(fleet):
+    import urllib.request
+
+    got = {}
+    for h in fleet.data["hosts"]:
+        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
+            got[h["name"]] = r.read().decode().strip()
+    return got
+
+
+def rollout(fleet, tmp_path, version, serial=1):
+    artifact, sha = build_artifact(version, str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
+    sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"], interval=0.1).start()
+    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=RATE).start()
+    try:
+        proc = run_playbook(
+            inv,
+            {
+                "rolling_update_version": version,
+                "rolling_update_artifact": artifact,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rollout_serial": serial,
+                # Fast detection for tests: HAProxy checks every 200 ms in these fleets.
+                "rolling_update_health_interval": 0.2,
+            },
+        )
+    finally:
+        summary = load.stop()
+        sampler.stop()
+    return proc, summary, sampler
+
+
+@pytest.fixture
+def fleet4(tmp_path):
+    fleet = Fleet.up(str(tmp_path / "fleet"), hosts=4, version="v1", check_inter_ms=200, rise=2, fall=2, port=0)
+    try:
+        yield fleet
+    finally:
+        fleet.down()
+
+
+@pytest.fixture
+def fleet5(tmp_path):
+    fleet = Fleet.up(
+        str(tmp_path / "fleet"),
+        hosts=5,
+        version="v1",
+        check_inter_ms=200,
+        rise=2,
+        fall=2,
+        port=0,
+        first_address="127.0.0.31",
+    )
+    try:
+        yield fleet
+    finally:
+        fleet.down()
+
+
+def test_rollout_under_load_loses_no_request_and_rerun_changes_nothing(fleet4, tmp_path):
+    names = [h["name"] for h in fleet4.data["hosts"]]
+    pids_before = {n: fleet4.host_pid(n) for n in names}
+    assert all(pids_before.values()) and versions(fleet4) == dict.fromkeys(names, "v1")
+
+    proc, summary, sampler = rollout(fleet4, tmp_path, "v2")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    # Enough load to mean something, across the whole rollout.
+    assert summary.total >= RATE * 5, summary.format()
+    assert summary.failed == 0, summary.format()
+    assert summary.versions().get("v1") and summary.versions().get("v2"), summary.format()
+    # Every host serves v2 from a new process.
+    assert versions(fleet4) == dict.fromkeys(names, "v2")
+    pids_after = {n: fleet4.host_pid(n) for n in names}
+    assert all(pids_after[n] and pids_after[n] != pids_before[n] for n in names), (pids_before, pids_after)
+    for h in fleet4.data["hosts"]:
+        assert os.readlink(os.path.join(h["deploy_path"], "current")).rstrip("/").endswith("releases/v2")
+    # serial 1: never more than one server out of rotation; and each host was drained at some point.
+    assert not sampler.errors(), sampler.errors()[:3]
+    assert len(sampler.samples) > 50
+    assert sampler.max_out_of_rotation() == 1
+    assert all(secs > 0 for secs in sampler.out_of_rotation_seconds().values()), sampler.out_of_rotation_seconds()
+
+    # A second run of the finished rollout changes nothing and drains nothing.
+    proc2, summary2, sampler2 = rollout(fleet4, tmp_path, "v2")
+    assert proc2.returncode == 0, proc2.stdout[-4000:]
+    rc = recap(proc2.stdout)
+    assert set(names) <= set(rc), rc
+    assert all(rc[n]["changed"] == 0 for n in names), rc
+    assert sampler2.max_out_of_rotation() == 0
+    assert summary2.failed == 0, summary2.format()
+    assert {n: fleet4.host_pid(n) for n in names} == pids_after
+
+
+def test_ramp_never_exceeds_the_batch(fleet5, tmp_path):
+    names = [h["name"] for h in fleet5.data["hosts"]]
+    proc, summary, sampler = rollout(fleet5, tmp_path, "v2", serial=[1, "50%"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert versions(fleet5) == dict.fromkeys(names, "v2")
+    assert summary.failed == 0, summary.format()
+    # Batches of 1, then 2 (50% of 5, rounded down), then 2.
+    assert not sampler.errors()
+    assert sampler.max_out_of_rotation() <= 2
