@@ -1,0 +1,84 @@
+"""When the new version never becomes ready, the host is rolled back and put back in rotation,
+the rollout halts before the next host, and no request fails."""
+
+import pytest
+
+from demo.fleet import APP_PY, Fleet, build_artifact
+from demo.loadgen import LoadGenerator
+from demo.rollout import RotationSampler, run_playbook, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+def never_ready_app(tmp_path):
+    """The demo app, but its readiness depends on a file that never exists."""
+    src = open(APP_PY).read()
+    path = tmp_path / "app_never_ready.py"
+    path.write_text('import sys\nsys.argv += ["--require-file", "/nonexistent/zdt-never-ready"]\n' + src)
+    return str(path)
+
+
+def version_of(host):
+    import urllib.request
+
+    with urllib.request.urlopen("http://%s:%d/version" % (host["address"], host["port"]), timeout=5) as r:
+        return r.read().decode().strip()
+
+
+@pytest.fixture
+def fleet3(tmp_path):
+    fleet = Fleet.up(
+        str(tmp_path / "fleet"),
+        hosts=3,
+        version="v1",
+        check_inter_ms=200,
+        rise=2,
+        fall=2,
+        port=0,
+        first_address="127.0.0.41",
+    )
+    try:
+        yield fleet
+    finally:
+        fleet.down()
+
+
+def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
+    hosts = fleet3.data["hosts"]
+    names = [h["name"] for h in hosts]
+    pids = {n: fleet3.host_pid(n) for n in names}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"), app_py=never_ready_app(tmp_path))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+
+    sampler = RotationSampler(fleet3.data["admin_socket"], fleet3.data["backend"]).start()
+    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=100.0).start()
+    try:
+        proc = run_playbook(
+            inv,
+            {
+                "rolling_update_version": "v2",
+                "rolling_update_artifact": artifact,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rolling_update_health_interval": 0.2,
+                "rolling_update_health_timeout": 4,
+            },
+        )
+    finally:
+        summary = load.stop()
+        sampler.stop()
+
+    out = proc.stdout
+    assert proc.returncode != 0, out[-3000:]
+    assert "Rollout halted on app1" in out and "Rolled back to release v1" in out, out[-3000:]
+    assert "back in rotation; capacity is intact" in out
+    # The first host runs v1 again, from a fresh process, and is back in rotation.
+    assert version_of(hosts[0]) == "v1"
+    assert fleet3.host_pid("app1") != pids["app1"]
+    assert sampler.samples[-1][1]["app1"] is True
+    # The rollout halted: later hosts were never touched (same process, same version, never drained).
+    for h in hosts[1:]:
+        assert fleet3.host_pid(h["name"]) == pids[h["name"]]
+        assert version_of(h) == "v1"
+    out_secs = sampler.out_of_rotation_seconds()
+    assert out_secs["app1"] > 0 and out_secs["app2"] == 0 and out_secs["app3"] == 0, out_secs
+    assert summary.failed == 0, summary.format()
