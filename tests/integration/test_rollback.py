@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 def never_ready_app(tmp_path):
     """The demo app, but its readiness depends on a file that never exists."""
-    src = open(APP_PY).read()
+    with open(APP_PY) as f:
+        src = f.read()
     path = tmp_path / "app_never_ready.py"
     path.write_text('import sys\nsys.argv += ["--require-file", "/nonexistent/zdt-never-ready"]\n' + src)
     return str(path)
@@ -82,3 +83,35 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
     out_secs = sampler.out_of_rotation_seconds()
     assert out_secs["app1"] > 0 and out_secs["app2"] == 0 and out_secs["app3"] == 0, out_secs
     assert summary.failed == 0, summary.format()
+
+
+def test_bad_setting_on_the_last_host_fails_before_any_host_changes(fleet3, tmp_path):
+    import yaml
+
+    hosts = fleet3.data["hosts"]
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    with open(inv) as f:
+        data = yaml.safe_load(f)
+    data["all"]["children"]["app"]["hosts"]["app3"]["rolling_update_haproxy_server"] = "ghost"
+    with open(inv, "w") as f:
+        yaml.safe_dump(data, f)
+    before = fleet3.admin("show servers state app")
+
+    proc = run_playbook(
+        inv,
+        {
+            "rolling_update_version": "v2",
+            "rolling_update_artifact": artifact,
+            "rolling_update_artifact_checksum": "sha256:" + sha,
+        },
+    )
+    assert proc.returncode != 0
+    assert "does not know server app/ghost" in proc.stdout, proc.stdout[-3000:]
+    # Nothing changed anywhere: same admin/operational state in HAProxy, same processes, same release.
+    strip = lambda text: [ln.split()[:9] for ln in text.splitlines() if ln[:1].isdigit() and len(ln.split()) > 9]  # noqa: E731
+    assert strip(fleet3.admin("show servers state app")) == strip(before)
+    for h in hosts:
+        assert fleet3.host_pid(h["name"]) == pids[h["name"]]
+        assert version_of(h) == "v1"
