@@ -408,14 +408,15 @@ class HAProxyInstance:
             "    timeout http-keep-alive 10s",
             "    timeout queue 10s",
             "    timeout check 2s",
-            # A retry goes to another server at once (redispatch 1) when the connection to the chosen
-            # one failed or it closed without answering: the request never reached the application,
-            # so retrying is safe, and a host that stopped a moment before its health check noticed
-            # does not cost a client an error. retries 0 turns this off (see README).
+            # A request whose connection to the chosen server failed is retried on another server at
+            # once (redispatch 1): it never reached the application, so retrying is safe, and a host
+            # that stopped a moment before its health check noticed costs no client an error. Only
+            # conn-failure: empty-response would re-send requests the app did receive (a session cut
+            # by "shutdown sessions" would run again elsewhere). retries 0 turns this off (README).
             "    retries %d" % d["retries"],
         ]
         if d["retries"] > 0:
-            lines.append("    retry-on conn-failure empty-response")
+            lines.append("    retry-on conn-failure")
             if d["redispatch"]:
                 lines.append("    option redispatch 1")
         lines += [
@@ -815,7 +816,9 @@ def _print_status(report):
             % (h["name"], h["url"], h["pid"], h["health"], h["version"], h["current"])
         )
     for lb in report["lbs"]:
-        print("haproxy %s pid=%s running=%s sockets=%s" % (lb["name"], lb["pid"], lb["running"], " ".join(lb["sockets"])))
+        print(
+            "haproxy %s pid=%s running=%s sockets=%s" % (lb["name"], lb["pid"], lb["running"], " ".join(lb["sockets"]))
+        )
         for name, s in sorted(lb.get("servers", {}).items()):
             print("  %-6s %-10s weight=%-3d sessions=%d" % (name, s["status"], s["weight"], s["scur"]))
 

@@ -93,7 +93,13 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
 
 
 def wait_status(sock, server, status, timeout=10.0):
-    return wait_for(lambda: stat(sock)[server]["status"] == status, timeout, what="%s %s on %s" % (server, status, sock))
+    what = "%s %s on %s" % (server, status, sock)
+    return wait_for(lambda: stat(sock)[server]["status"] == status, timeout, what=what)
+
+
+def admin_flags(sock, server, backend=BACKEND):
+    """srv_admin_state bit flags of one server (1 = forced maint, 8 = forced drain, 0 = ready)."""
+    return int(server_snapshot(sock)[(backend, server)][1])
 
 
 def probe_task(sock, name="probe"):
@@ -101,7 +107,8 @@ def probe_task(sock, name="probe"):
     stored as fact ``name``; parse with :func:`probe_result`."""
     address = "TCP:%s" % sock[len("tcp://") :] if sock.startswith("tcp://") else "UNIX-CONNECT:%s" % sock
     cmd = "echo 'show stat %s 4 -1' | %s -t 5 STDIO %s" % (BACKEND, SOCAT, address)
-    return {"name": "probe haproxy with socat", "ansible.builtin.set_fact": {name: "{{ lookup('ansible.builtin.pipe', %r) }}" % cmd}}
+    value = "{{ lookup('ansible.builtin.pipe', %r) }}" % cmd
+    return {"name": "probe haproxy with socat", "ansible.builtin.set_fact": {name: value}}
 
 
 def probe_result(result, name="probe"):
@@ -111,7 +118,8 @@ def probe_result(result, name="probe"):
 
 def timestamp_task(name="t_after"):
     """A task that records the controller's wall clock (time.time()) as fact ``name``."""
-    return {"name": "timestamp", "ansible.builtin.set_fact": {name: "{{ lookup('ansible.builtin.pipe', 'date +%s.%N') }}"}}
+    value = "{{ lookup('ansible.builtin.pipe', 'date +%s.%N') }}"
+    return {"name": "timestamp", "ansible.builtin.set_fact": {name: value}}
 
 
 # --------------------------------------------------------------------------- fleets
@@ -192,8 +200,7 @@ def clean_fleet(fleet):
 
 @pytest.fixture(scope="module")
 def slow_fleet():
-    """Two hosts whose app takes 2 s to become healthy after a start, rise 3 x 250 ms; ``app2`` has no
-    health check (HAProxy reports it as ``no check``)."""
-    f, d = make_fleet(hosts=2, check_inter_ms=250, rise=3, fall=2, startup_delay=2.0, no_check=["app2"])
+    """Two hosts, checks every 250 ms with rise 3; ``app2`` has no health check (``no check``)."""
+    f, d = make_fleet(hosts=2, check_inter_ms=250, rise=3, fall=2, no_check=["app2"])
     yield f
     destroy_fleet(f, d)
