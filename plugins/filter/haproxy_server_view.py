@@ -1,15 +1,11 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 name: haproxy_server_view
 short_description: One row per load balancer socket for one HAProxy server
 version_added: 0.1.0
-author: zerodowntime.rollout contributors
+author: zerodowntime.rollout contributors (@zerodowntime)
 description:
   - Flattens the registered result of M(zerodowntime.rollout.haproxy_server_info), looped over several
     LB hosts or not, into one row per (LB host, socket) for one backend/server.
@@ -33,7 +29,9 @@ options:
 EXAMPLES = r"""
 - name: Servers of app/web1 that are not in rotation on some LB
   ansible.builtin.debug:
-    msg: "{{ info.results | zerodowntime.rollout.haproxy_server_view('app', 'web1') | rejectattr('in_rotation') | list }}"
+    msg: >-
+      {{ info.results | zerodowntime.rollout.haproxy_server_view('app', 'web1')
+         | rejectattr('in_rotation') | list }}
 """
 
 RETURN = r"""
@@ -74,6 +72,6 @@ def haproxy_server_view(data, backend, server):
     return rows
 
 
-class FilterModule(object):
+class FilterModule:
     def filters(self):
         return {"haproxy_server_view": haproxy_server_view}
