@@ -150,7 +150,8 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     print("==> bringing up %d app hosts on v1 behind HAProxy in %s" % (a.hosts, a.dir))
-    fleet = Fleet.up(a.dir, hosts=a.hosts, version="v1", check_inter_ms=500, rise=2, fall=2, port=0)
+    # retries=0: HAProxy must not hide a failed request by replaying it on another server.
+    fleet = Fleet.up(a.dir, hosts=a.hosts, version="v1", check_inter_ms=500, rise=2, fall=2, port=0, retries=0)
     rc = 1
     try:
         art_dir = os.path.join(a.dir, "artifacts")

@@ -37,6 +37,7 @@ def fleet3(tmp_path):
         fall=2,
         port=0,
         first_address="127.0.0.41",
+        retries=0,
     )
     try:
         yield fleet
@@ -115,3 +116,31 @@ def test_bad_setting_on_the_last_host_fails_before_any_host_changes(fleet3, tmp_
     for h in hosts:
         assert fleet3.host_pid(h["name"]) == pids[h["name"]]
         assert version_of(h) == "v1"
+
+
+def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_path):
+    hosts = fleet3.data["hosts"]
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    assert fleet3.admin("set server app/app2 state maint").strip() == ""
+    try:
+        proc = run_playbook(
+            inv,
+            {
+                "rolling_update_version": "v2",
+                "rolling_update_artifact": artifact,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rolling_update_min_healthy": 2,  # 3 servers, app1 drained: 2 would remain if app2 were up
+            },
+        )
+        assert proc.returncode != 0
+        assert "Capacity guard: draining app1 would leave too few servers in rotation" in proc.stdout, proc.stdout[
+            -3000:
+        ]
+        assert "already out of rotation: app2" in proc.stdout
+        # Refused before the drain: app1 stayed in rotation on its old process and release.
+        assert fleet3.servers()["app1"]["status"] == "UP"
+        assert fleet3.host_pid("app1") == pids["app1"] and version_of(hosts[0]) == "v1"
+    finally:
+        fleet3.admin("set server app/app2 state ready")

@@ -13,6 +13,8 @@ from demo.rollout import RotationSampler, run_playbook, write_inventory
 pytestmark = pytest.mark.integration
 
 RATE = 100.0
+# The fleets run HAProxy with retries=0: a request the rollout breaks must reach the client as an
+# error, not be replayed quietly on another server.
 
 
 def recap(stdout):
@@ -58,7 +60,9 @@ def rollout(fleet, tmp_path, version, serial=1):
 
 @pytest.fixture
 def fleet4(tmp_path):
-    fleet = Fleet.up(str(tmp_path / "fleet"), hosts=4, version="v1", check_inter_ms=200, rise=2, fall=2, port=0)
+    fleet = Fleet.up(
+        str(tmp_path / "fleet"), hosts=4, version="v1", check_inter_ms=200, rise=2, fall=2, port=0, retries=0
+    )
     try:
         yield fleet
     finally:
@@ -76,6 +80,7 @@ def fleet5(tmp_path):
         fall=2,
         port=0,
         first_address="127.0.0.31",
+        retries=0,
     )
     try:
         yield fleet
