@@ -11,7 +11,7 @@ ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint sanity units units-min integration integration-min packaging clean
+.PHONY: help venv demo test lint sanity units units-min integration integration-min packaging molecule clean
 
 help:
 	@echo "make demo    bring up a local fleet (4 hosts behind HAProxy) and roll it v1 -> v2 under load"
@@ -24,7 +24,7 @@ venv:
 demo: venv
 	$(PY) demo/rollout.py --dir $(CURDIR)/demo/run $(DEMO_ARGS)
 
-test: venv lint sanity units units-min integration integration-min packaging
+test: venv lint sanity units units-min integration integration-min packaging molecule
 	@echo "make test: all passed"
 
 lint: venv
@@ -52,6 +52,23 @@ integration-min: venv
 
 packaging: venv
 	scripts/check-packaging.sh
+
+# Molecule scenarios (molecule/<name>/ on the shared .config/molecule/config.yml): local processes, no
+# containers, the source tree on the collections path. Unless the caller set ANSIBLE_HOME, HOME and
+# ANSIBLE_HOME point at a temporary directory (kept, and printed, if a scenario fails).
+MOLECULE_ARGS ?= --all
+molecule: venv
+	@tmp=""; \
+	if [ -z "$${ANSIBLE_HOME:-}" ]; then \
+	    tmp=$$(mktemp -d /tmp/molecule-home.XXXXXX); export HOME="$$tmp" ANSIBLE_HOME="$$tmp/.ansible"; \
+	fi; \
+	rc=0; \
+	cd $(CURDIR) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CI=true $(ANSIBLE_ENV) \
+	    $(VENV)/bin/molecule test $(MOLECULE_ARGS) </dev/null || rc=$$?; \
+	if [ -n "$$tmp" ]; then \
+	    if [ "$$rc" -eq 0 ]; then rm -rf "$$tmp"; else echo "molecule failed (rc=$$rc); its HOME is kept in $$tmp"; fi; \
+	fi; \
+	exit "$$rc"
 
 clean:
 	rm -rf .cache/collections build tests/output .pytest_cache .ruff_cache
