@@ -134,7 +134,7 @@ def test_states_check_then_real_then_idempotent(clean_fleet):
     assert initial_status == {"app1": "UP", "app2": "UP", "app3": "MAINT"}
     tasks = [task([sock], server, state) for server, (_i, state, _e) in STATE_CASES.items()]
 
-    results, _ = run_tasks(
+    results, _proc = run_tasks(
         [dict(t, check_mode=True) for t in tasks]
         + [probe_task(sock, "p1")]
         + tasks
@@ -166,7 +166,7 @@ def test_states_check_then_real_then_idempotent(clean_fleet):
 def test_weight(clean_fleet):
     sock = clean_fleet.admin_socket
     t = task([sock], "app3", "ready", weight=50)
-    results, _ = run_tasks(
+    results, _proc = run_tasks(
         [
             dict(task([sock], "app3", "ready", weight=7), check_mode=True),
             probe_task(sock, "p1"),
@@ -270,7 +270,9 @@ def test_two_instances_changed_together(clean_fleet, pair):
         "name": "the second instance drifts back to ready",
         "ansible.builtin.shell": "echo 'set server %s/app1 state ready' | socat STDIO TCP:%s" % (BACKEND, tcp2[6:]),
     }
-    results, _ = run_tasks([t, probe_task(unix1, "p1"), probe_task(tcp2, "p2"), t, drift, t, probe_task(tcp2, "p3")])
+    results, _proc = run_tasks(
+        [t, probe_task(unix1, "p1"), probe_task(tcp2, "p2"), t, drift, t, probe_task(tcp2, "p3")]
+    )
     real, p1, p2, again, _drift, fix, p3 = results
     assert_ok(real)
     assert real["changed"] is True
@@ -309,7 +311,7 @@ def test_refusals_change_nothing(clean_fleet, pair, tmp_path):
     if not os.path.exists("/run/haproxy/admin.sock"):  # the default socket: refused, not hanging
         cases.append(({MODULE: {"backend": BACKEND, "server": "app1", "state": "drain"}}, ["/run/haproxy/admin.sock"]))
     snap1, snap2 = server_snapshot(unix1), server_snapshot(tcp2)
-    results, _ = run_tasks([t for t, _w in cases])
+    results, _proc = run_tasks([t for t, _w in cases])
     for (t, words), result in zip(cases, results):
         args = t[MODULE]
         what = "%s/%s on %s" % (args["backend"], args["server"], args.get("sockets", "(default)"))
@@ -377,7 +379,7 @@ def test_ready_times_out_when_app_stays_down(slow_fleet):
     try:
         wait_for(lambda: stat(sock)["app1"]["status"].startswith("DOWN"), 10, what="app1 DOWN")
         hap(sock, "set server %s/app1 state maint" % BACKEND)
-        (ready,), _ = run_tasks([task([sock], "app1", "ready", timeout=1, poll_interval=0.2)])
+        (ready,), _proc = run_tasks([task([sock], "app1", "ready", timeout=1, poll_interval=0.2)])
         assert_failed(ready, "app1")
         assert stat(sock)["app1"]["status"].startswith("DOWN")
     finally:

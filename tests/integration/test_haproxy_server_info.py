@@ -21,7 +21,7 @@ def test_info_reports_every_server_on_every_socket(clean_fleet, pair):
     snaps = {unix1: server_snapshot(unix1), tcp2: server_snapshot(tcp2)}
 
     info = {MODULE: {"sockets": [unix1, tcp2], "backend": BACKEND}}
-    results, _ = run_tasks([info, dict(info, check_mode=True), {MODULE: {"sockets": [unix1]}}])
+    results, _proc = run_tasks([info, dict(info, check_mode=True), {MODULE: {"sockets": [unix1]}}])
     real, check, all_backends = results
 
     for result in (real, check):
@@ -55,7 +55,7 @@ def test_info_reports_every_server_on_every_socket(clean_fleet, pair):
 
 def test_info_unknown_backend_or_socket_fails(clean_fleet, tmp_path):
     missing = str(tmp_path / "nope.sock")
-    results, _ = run_tasks(
+    results, _proc = run_tasks(
         [
             {MODULE: {"sockets": [clean_fleet.admin_socket], "backend": "no_such_backend"}},
             {MODULE: {"sockets": [missing], "backend": BACKEND}},
