@@ -174,7 +174,9 @@ def check_members(entries):
             try:
                 norm_target = normalize_name(target)
             except UnsafeArchiveError:
-                raise UnsafeArchiveError("member %r: hard link to %r points outside the release" % (raw_name, target))
+                raise UnsafeArchiveError(
+                    "member %r: hard link to %r points outside the release" % (raw_name, target)
+                ) from None
             if seen.get(norm_target) != KIND_FILE:
                 raise UnsafeArchiveError(
                     "member %r: hard link to %r, which is not a regular file stored earlier in the archive"
@@ -205,7 +207,7 @@ def check_members(entries):
         except UnsafeArchiveError as exc:
             raise UnsafeArchiveError(
                 "member %r: symbolic link to %r points outside the release (%s)" % (member.name, member.target, exc)
-            )
+            ) from None
     return members
 
 
@@ -284,7 +286,7 @@ class OpenArchive:
         self._handle = None
         try:
             if fmt == "tar":
-                self._handle = tarfile.open(fileobj=fileobj, mode="r:*")
+                self._handle = tarfile.open(fileobj=fileobj, mode="r:*")  # noqa: SIM115 (closed by close())
                 entries = list(_tar_entries(self._handle))
             elif fmt == "zip":
                 self._handle = zipfile.ZipFile(fileobj)
@@ -293,7 +295,7 @@ class OpenArchive:
                 raise UnsupportedArchiveError("unsupported archive format %r" % fmt)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
             self.close()
-            raise UnsupportedArchiveError("cannot read the %s archive: %s" % (fmt, exc))
+            raise UnsupportedArchiveError("cannot read the %s archive: %s" % (fmt, exc)) from None
         except Exception:
             self.close()
             raise

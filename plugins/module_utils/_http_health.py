@@ -13,6 +13,7 @@ Header values never reach this module, so they cannot leak into results or messa
 """
 
 import json
+import math
 import re
 import time
 
@@ -66,7 +67,7 @@ def lookup_json(document, parts):
             try:
                 index = int(part)
             except ValueError:
-                raise LookupError("%s is a list and %r is not an index" % (where, part))
+                raise LookupError("%s is a list and %r is not an index" % (where, part)) from None
             if not -len(current) <= index < len(current):
                 raise LookupError("index %d is out of range for %s (length %d)" % (index, where, len(current)))
             current = current[index]
@@ -116,7 +117,7 @@ def _normalize(value):
             pass
         try:
             number = float(text)
-            if number == number and number not in (float("inf"), float("-inf")):
+            if not (math.isnan(number) or math.isinf(number)):
                 return ("num", number)
         except ValueError:
             pass
@@ -176,7 +177,9 @@ class HealthProbe:
             try:
                 self.body_regex = re.compile(body_regex)
             except re.error as exc:
-                raise ValidationError("body_regex %r is not a valid regular expression: %s." % (body_regex, exc))
+                raise ValidationError(
+                    "body_regex %r is not a valid regular expression: %s." % (body_regex, exc)
+                ) from None
         self.json_parts = parse_json_path(json_path) if json_path else None
         self.json_path = json_path
         self.json_value = json_value
@@ -260,23 +263,25 @@ class HealthProbe:
             )
         except WaitTimeout as exc:
             result = self._result(tally, exc.elapsed)
-            snippet = tally["body"][:BODY_SNIPPET].decode("utf-8", "replace")
-            msg = (
-                "%s was not ready after %.1fs: %d attempts, %d consecutive successes needed (longest streak %d). "
-                "Last status: %s. Last error: %s. Last body (first %d bytes): %r"
-                % (
-                    self.url,
-                    exc.elapsed,
-                    tally["attempts"],
-                    self.needed,
-                    tally["best"],
-                    tally["status"] if tally["status"] is not None else "none (no answer)",
-                    tally["last_error"],
-                    BODY_SNIPPET,
-                    snippet,
-                )
+            body = tally["body"]
+            msg = "%s was not ready after %.1fs: %d attempts, %d consecutive successes needed (longest streak %d). " % (
+                self.url,
+                exc.elapsed,
+                tally["attempts"],
+                self.needed,
+                tally["best"],
             )
-            raise HealthCheckTimeout(msg, result)
+            msg += "Last status: %s. Last error: %s." % (
+                tally["status"] if tally["status"] is not None else "none (no answer)",
+                tally["last_error"],
+            )
+            if body:
+                msg += " Last body (first %d of %d bytes): %r" % (
+                    min(len(body), BODY_SNIPPET),
+                    len(body),
+                    body[:BODY_SNIPPET].decode("utf-8", "replace"),
+                )
+            raise HealthCheckTimeout(msg, result) from None
         result = self._result(tally, outcome.elapsed)
         result["msg"] = "%s is ready: %d consecutive successes after %d attempts in %.1fs" % (
             self.url,
@@ -302,6 +307,8 @@ def probe_http(fetch, url, check_mode=False, method="GET", **options):
 
     In check mode, methods other than GET/HEAD/OPTIONS are not sent (they might change something).
     """
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise ValidationError("url must start with http:// or https://, got %r." % (url,))
     json_value = options.pop("json_value", None)
     if json_value is not None:
         options["json_value"] = json_value

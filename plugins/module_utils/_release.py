@@ -147,7 +147,7 @@ def parse_mode(value):
         try:
             mode = int(str(value).strip(), 8)
         except ValueError:
-            raise ValidationError("mode must be an octal number such as '0755', got %r." % (value,))
+            raise ValidationError("mode must be an octal number such as '0755', got %r." % (value,)) from None
     if not 0 <= mode <= 0o7777:
         raise ValidationError("mode %r is out of range." % (value,))
     return mode
@@ -163,7 +163,7 @@ def resolve_uid(owner):
     try:
         return pwd.getpwnam(text).pw_uid
     except KeyError:
-        raise ValidationError("owner %r does not exist on the target host." % (owner,))
+        raise ValidationError("owner %r does not exist on the target host." % (owner,)) from None
 
 
 def resolve_gid(group):
@@ -176,7 +176,7 @@ def resolve_gid(group):
     try:
         return grp.getgrnam(text).gr_gid
     except KeyError:
-        raise ValidationError("group %r does not exist on the target host." % (group,))
+        raise ValidationError("group %r does not exist on the target host." % (group,)) from None
 
 
 def is_url(src):
@@ -238,15 +238,15 @@ class ReleaseState:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateFileError("cannot read the state file %s: %s." % (path, exc))
+            raise StateFileError("cannot read the state file %s: %s." % (path, exc)) from None
         try:
             data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:
-            raise StateFileError("the state file %s is not valid JSON (%s). %s" % (path, exc, hint))
+            raise StateFileError("the state file %s is not valid JSON (%s). %s" % (path, exc, hint)) from None
         try:
             return cls.from_dict(data)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise StateFileError("the state file %s is corrupt: %s. %s" % (path, exc, hint))
+        except (TypeError, ValueError, KeyError, ValidationError) as exc:
+            raise StateFileError("the state file %s is corrupt: %s. %s" % (path, exc, hint)) from None
 
     @classmethod
     def from_dict(cls, data):
@@ -438,8 +438,8 @@ class Layout:
                 raise LayoutError(
                     "%s exists but is not a symbolic link; move it away so that it can be managed as a "
                     "link to releases/<version>." % self.current_link
-                )
-            raise LayoutError("cannot read %s: %s." % (self.current_link, exc))
+                ) from None
+            raise LayoutError("cannot read %s: %s." % (self.current_link, exc)) from None
         absolute = os.path.normpath(os.path.join(self.path, target))
         name = os.path.basename(absolute)
         parent = os.path.dirname(absolute)
@@ -454,7 +454,7 @@ class Layout:
         try:
             validate_version(name, "the release named by %s" % self.current_link)
         except ValidationError as exc:
-            raise LayoutError(str(exc))
+            raise LayoutError(str(exc)) from None
         return name
 
     def list_release_dirs(self):
@@ -519,12 +519,9 @@ class ReleaseManager:
             for name in dirs:
                 state.record_adopted(name)
             state.current = current
-        if state.current == current:
-            previous = state.previous
-        else:
-            # The link was moved outside this module (or a run died between the switch and the state
-            # write): the release the state file calls current was the one active before.
-            previous = state.current
+        # When the link was moved outside this module (or a run died between the switch and the state
+        # write), the release the state file calls current is the one that was active before.
+        previous = state.previous if state.current == current else state.current
         if previous == current or previous not in dirs:
             previous = None
         if current is not None and current in dirs:
@@ -536,6 +533,13 @@ class ReleaseManager:
         self.current = current
         self.previous = previous
         self.dirs = list(dirs)
+
+    def _save(self):
+        """Write the state file now (after every step that changed the layout, so a later failure keeps it)."""
+        for name in list(self.state.releases):
+            if name not in self.dirs:
+                del self.state.releases[name]
+        write_json_atomic(self.layout.state_file, self.state.to_dict(), self._tmp())
 
     def _is_complete(self, version):
         return version in self.dirs and version in self.state.releases
@@ -576,11 +580,6 @@ class ReleaseManager:
             else:
                 raise ValidationError("state must be one of %s, got %r." % (", ".join(STATES), state))
             changed = changed or bool(pruned)
-            if changed and not self.check_mode:
-                for name in list(self.state.releases):
-                    if name not in self.dirs:
-                        del self.state.releases[name]
-                write_json_atomic(layout.state_file, self.state.to_dict(), self._tmp())
         after = (self.current, list(self.dirs))
         if not self.actions:
             msg = "nothing to do: current release is %s" % (self.current or "(none)")
@@ -642,9 +641,9 @@ class ReleaseManager:
         try:
             return open(src, "rb")
         except FileNotFoundError:
-            raise ValidationError("src %s does not exist on the target host." % src)
+            raise ValidationError("src %s does not exist on the target host." % src) from None
         except OSError as exc:
-            raise ValidationError("cannot open src %s: %s." % (src, exc))
+            raise ValidationError("cannot open src %s: %s." % (src, exc)) from None
 
     def _open_archive(self, handle, src):
         name = _url_path(src) if is_url(src) else src
@@ -665,12 +664,12 @@ class ReleaseManager:
             self.fetch(url, handle)
             handle.flush()
             handle.seek(0)
-        except RolloutError:
+        except BaseException as exc:
             handle.close()
-            raise
-        except Exception as exc:
-            handle.close()
-            raise FetchError("downloading %s failed: %s" % (redact_url(url), exc))
+            os.unlink(tmp)
+            if isinstance(exc, (RolloutError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise FetchError("downloading %s failed: %s" % (redact_url(url), exc)) from None
         return handle, tmp
 
     def _install(self, version, src, checksum):
@@ -687,6 +686,7 @@ class ReleaseManager:
             with self._open_archive(handle, src) as archive:
                 # Every member is checked by now; the first write happens below.
                 self._makedirs(layout.releases_dir)
+                self._makedirs(layout.shared_dir)
                 staging = tempfile.mkdtemp(dir=self._tmp(), prefix="release.")
                 archive.extract(staging)
             self._link_shared(version, staging)
@@ -707,6 +707,7 @@ class ReleaseManager:
         self.state.record_install(version, actual, self._when())
         if version not in self.dirs:
             self.dirs.append(version)
+        self._save()
         self.actions.append("%s %s (%s)" % ("redid incomplete release" if redo else "unpacked", version, actual))
 
     def _link_shared(self, version, staging):
@@ -717,14 +718,14 @@ class ReleaseManager:
                 self._makedirs(target)
             parts = rel.split("/")
             current = staging
-            for part in parts[:-1]:
+            for depth, part in enumerate(parts[:-1]):
                 current = os.path.join(current, part)
                 if not os.path.lexists(current):
                     os.mkdir(current, 0o755)
                 elif not stat.S_ISDIR(os.lstat(current).st_mode):
                     raise ReleaseError(
                         "shared path %s: %s in the release is not a directory (a link in the archive?)."
-                        % (rel, "/".join(parts[: parts.index(part) + 1]))
+                        % (rel, "/".join(parts[: depth + 1]))
                     )
             link = os.path.join(staging, rel)
             if os.path.lexists(link):
@@ -741,6 +742,7 @@ class ReleaseManager:
         if not self.check_mode:
             self._switch(version)
             self.state.record_activation(version, old, self._when())
+            self._save()
         self.actions.append("activated %s (previous: %s)" % (version, old or "none"))
         self.current = version
         self.previous = old
@@ -749,7 +751,9 @@ class ReleaseManager:
     def _rollback(self, version):
         target = version or self.previous
         if target is None:
-            if self.adopted:
+            if not self.dirs:
+                why = "there are no releases"
+            elif self.adopted:
                 why = "there is no state file (the layout was adopted)"
             elif self.state.previous and self.state.previous not in self.dirs:
                 why = "the previous release %s no longer exists" % self.state.previous
@@ -773,6 +777,7 @@ class ReleaseManager:
         if not self.check_mode:
             self._switch(target)
             self.state.record_activation(target, old, self._when())
+            self._save()
         self.actions.append("rolled back from %s to %s" % (old or "none", target))
         self.current = target
         self.previous = old
@@ -785,22 +790,25 @@ class ReleaseManager:
             )
         if version not in self.dirs:
             return False
-        if not self.check_mode:
-            self._discard(self.layout.release_path(version))
-            self.state.forget(version)
         self.dirs.remove(version)
         if self.previous == version:
             self.previous = None
+        if not self.check_mode:
+            self._discard(self.layout.release_path(version))
+            self.state.forget(version)
+            self._save()
         self.actions.append("removed %s" % version)
         return True
 
     def _prune(self, protected):
         chosen = choose_prune(self.dirs, protected, self.keep, self.state.rank)
         for name in chosen:
+            self.dirs.remove(name)
             if not self.check_mode:
                 self._discard(self.layout.release_path(name))
                 self.state.forget(name)
-            self.dirs.remove(name)
+        if chosen and not self.check_mode:
+            self._save()
         if chosen:
             self.actions.append("pruned %s" % ", ".join(chosen))
         return chosen
@@ -821,11 +829,8 @@ class ReleaseManager:
             path = os.path.join(self.layout.tmp_dir, name)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            elif os.path.lexists(path):
+                os.unlink(path)
 
     def _switch(self, version):
         """Point ``current`` at ``releases/<version>`` atomically (new link, then rename over the old one)."""
@@ -908,9 +913,12 @@ def manage_release(
     mode=None,
     fetch=None,
     check_mode=False,
+    diff=False,
     now=None,
 ):
-    """Validate the arguments, then bring ``path`` to ``state``. Returns the module result (with ``diff``).
+    """Validate the arguments, then bring ``path`` to ``state``. Returns the module result.
+
+    With ``diff=True`` the result carries a ``diff`` of ``current`` and the release list, before and after.
 
     ``fetch(url, fileobj)`` must write the body of ``url`` to the binary file object; any exception it
     raises becomes a :class:`FetchError`. Raises RolloutError subclasses; never leaves a half release.
@@ -951,4 +959,10 @@ def manage_release(
         check_mode=check_mode,
         now=now,
     )
-    return manager.run(state, version=version, src=src, checksum=checksum)
+    try:
+        result = manager.run(state, version=version, src=src, checksum=checksum)
+    except OSError as exc:
+        raise ReleaseError("state=%s on %s failed: %s" % (state, path, exc)) from None
+    if not diff:
+        result.pop("diff", None)
+    return result

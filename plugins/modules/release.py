@@ -1,0 +1,296 @@
+#!/usr/bin/python
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+
+DOCUMENTATION = r"""
+---
+module: release
+short_description: Unpack, activate, roll back and prune releases in a Capistrano-style layout
+version_added: 0.1.0
+author: zerodowntime.rollout contributors (@zerodowntime)
+description:
+  - Manages C(PATH/releases/<version>/), C(PATH/shared/) and the relative symlink C(PATH/current) pointing at
+    C(releases/<version>), on the target host.
+  - A release is unpacked into a staging directory under C(PATH/.rollout-tmp/) (same filesystem) and renamed into
+    C(releases/) only when complete, so an interrupted run never leaves a half release. Staging leftovers of an
+    interrupted run are removed by the next run.
+  - C(current) is switched by creating a new symlink under a temporary name and renaming it over the old one. A
+    reader resolving C(current/...) at any moment sees the old or the new release, never nothing.
+  - The state file C(PATH/.rollout-state.json) (written atomically) records the current and previous release, the
+    activation history and the checksum of each release. The C(current) symlink is the truth about the current
+    release; directory modification times are never used.
+  - A layout made by other tooling (a C(current) symlink and release directories, but no state file) is adopted
+    as it is. Its releases count as complete, and the previous release is unknown until this module activates
+    one, so O(state=rollback) then needs O(version).
+  - Once a state file exists, a directory in C(releases/) that it does not record is incomplete (an interrupted
+    run) and is unpacked again from O(src) before use.
+  - Archive contents land as they are in the release directory. A single top-level directory in the archive is
+    not stripped.
+  - Every archive member is checked before anything is written. Absolute names, C(..) components, device files,
+    FIFOs, symbolic links resolving outside the release (link chains are followed), hard links to anything but a
+    regular file stored earlier in the archive, members beneath a symbolic link of the archive and duplicate names
+    are refused.
+  - Archive ownership is ignored (files belong to the user running the module, or to O(owner)/O(group));
+    setuid, setgid and sticky bits are dropped.
+  - Runs on one C(PATH) are serialised with a lock file, C(PATH/.rollout.lock).
+options:
+  path:
+    description:
+      - Absolute path of the layout root (the directory holding C(releases/), C(shared/) and C(current)).
+      - Created when missing for O(state=present) and O(state=active).
+    type: path
+    required: true
+  version:
+    description:
+      - Release name, used as the directory name under C(releases/).
+      - Letters, digits, C(.), C(_), C(-) and C(+) only; must not start with C(.) or contain C(..).
+      - Required unless O(state=rollback).
+    type: str
+  src:
+    description:
+      - The archive to unpack, C(.tar.gz), C(.tgz), C(.tar) or C(.zip) (the format is guessed from the content when
+        the name has none of these suffixes).
+      - Either an absolute path on the target host, or an C(http://) or C(https://) URL, downloaded on the target
+        host with Ansible's own URL code (no extra package is needed).
+      - Only read when the release is not already complete. Releases are immutable; to change the contents of
+        a version, remove it first or use a new version name.
+      - Required when O(state=present) or O(state=active) and the release is not complete yet.
+    type: str
+  checksum:
+    description:
+      - Expected checksum of the archive, as C(sha256:<hex digest>).
+      - Required for a URL O(src) unless O(allow_unverified=true). Verified for a local O(src) when given.
+      - On a mismatch the task fails before the release exists, and C(current) is untouched.
+      - For a release that is already complete, a different checksum than the one recorded when it was unpacked
+        is an error (releases are immutable); an equal one means nothing is downloaded.
+    type: str
+  allow_unverified:
+    description:
+      - Allow a URL O(src) without O(checksum).
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) makes sure the release is unpacked, without activating it.
+      - V(active) makes sure the release is unpacked and C(current) points to it.
+      - V(rollback) points C(current) back to the release that was active before the current one, or to
+        O(version) when given. Rolling back twice returns to where you started.
+      - V(absent) removes an inactive release. Removing the current release is refused.
+    type: str
+    choices: [present, active, rollback, absent]
+    default: present
+  keep:
+    description:
+      - With O(state=present) or O(state=active), keep at most this many releases and delete the oldest others.
+      - The current and the previous release (and the release just unpacked) are never deleted.
+      - Oldest means least recently installed or activated according to the state file; releases the state file
+        does not know come first, ordered by name (natural order, so C(v9) before C(v10)).
+      - V(0) disables pruning.
+    type: int
+    default: 5
+  shared_paths:
+    description:
+      - Paths, relative to the release, replaced by a relative symlink to the same path under C(PATH/shared/).
+      - Whatever the archive holds at such a path is removed from the release.
+      - A missing C(PATH/shared/<path>) is created as an empty directory. To share a file, create it under
+        C(shared/) beforehand.
+      - Applied when a release is unpacked; a release that is already complete is not changed.
+    type: list
+    elements: str
+    default: []
+  owner:
+    description:
+      - User (name or id) that owns the unpacked release, and the directories this module creates.
+      - Applied when a release is unpacked.
+    type: str
+  group:
+    description:
+      - Group (name or id) of the unpacked release, and of the directories this module creates.
+      - Applied when a release is unpacked.
+    type: str
+  mode:
+    description:
+      - Octal mode of the release directory itself (not of its contents, whose modes come from the archive), for
+        example V('0755'). Defaults to C(0755).
+      - Applied when a release is unpacked.
+    type: raw
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports what would change and changes nothing. A local O(src) is read and checked (checksum, member
+        names); a URL O(src) is not downloaded.
+  diff_mode:
+    support: full
+    details:
+      - Shows C(current) and the list of releases, before and after.
+  platform:
+    platforms: posix
+seealso:
+  - module: zerodowntime.rollout.http_health
+notes:
+  - The state file, the staging directory C(.rollout-tmp/) and the lock file C(.rollout.lock) live in O(path); do
+    not remove them while a run is in progress.
+  - A zip archive's symbolic links (Unix zip attributes) are recreated as symbolic links, checked like tar ones.
+"""
+
+EXAMPLES = r"""
+- name: Unpack and activate release 1.4.2 from an artifact server
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    version: 1.4.2
+    src: https://artifacts.example.com/shop/shop-1.4.2.tar.gz
+    checksum: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    state: active
+    shared_paths:
+      - log
+      - config/database.yml
+    owner: shop
+    group: shop
+    keep: 5
+  register: __rolling_update_release
+
+- name: Unpack a release copied to the host beforehand, without activating it
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    version: 1.4.3
+    src: /tmp/shop-1.4.3.zip
+    state: present
+
+- name: Go back to the release that was active before
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    state: rollback
+
+- name: Roll back to a named release (needed on a freshly adopted layout)
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    version: 1.4.1
+    state: rollback
+
+- name: Remove an old, inactive release
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    version: 1.3.0
+    state: absent
+"""
+
+RETURN = r"""
+msg:
+  description: What was done (or, in check mode, would be done).
+  returned: always
+  type: str
+  sample: "unpacked 1.4.2 (sha256:9f86...); activated 1.4.2 (previous: 1.4.1); pruned 1.3.9"
+current:
+  description: The release C(current) points to after the task (in check mode, would point to); null when none.
+  returned: success
+  type: str
+  sample: 1.4.2
+previous:
+  description: The release that was active before the current one, when known; null otherwise.
+  returned: success
+  type: str
+  sample: 1.4.1
+releases:
+  description: The release directories after the task, in natural order.
+  returned: success
+  type: list
+  elements: str
+  sample: [1.3.9, 1.4.1, 1.4.2]
+release_path:
+  description:
+    - Directory of the release the task was about (for O(state=rollback), the new current release).
+  returned: success
+  type: str
+  sample: /srv/shop/releases/1.4.2
+pruned:
+  description: Releases deleted by O(keep) (in check mode, that would be deleted).
+  returned: success
+  type: list
+  elements: str
+  sample: [1.3.9]
+diff:
+  description: C(current) and the release list, before and after.
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import STATES, manage_release  # noqa: E402
+
+DOWNLOAD_TIMEOUT = 60
+CHUNK = 1024 * 1024
+
+
+def argument_spec():
+    return {
+        "path": {"type": "path", "required": True},
+        "version": {"type": "str"},
+        "src": {"type": "str"},
+        "checksum": {"type": "str"},
+        "allow_unverified": {"type": "bool", "default": False},
+        "state": {"type": "str", "choices": list(STATES), "default": "present"},
+        "keep": {"type": "int", "default": 5},
+        "shared_paths": {"type": "list", "elements": "str", "default": []},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "mode": {"type": "raw"},
+    }
+
+
+def download(url, fileobj):
+    """Write the body of ``url`` into ``fileobj`` with Ansible's URL code (TLS certificates are validated)."""
+    # Imported here: most runs (local src, activation of an unpacked release, rollback) never download.
+    from ansible.module_utils.urls import open_url
+
+    response = open_url(url, timeout=DOWNLOAD_TIMEOUT, validate_certs=True, http_agent="zerodowntime.rollout")
+    try:
+        while True:
+            chunk = response.read(CHUNK)
+            if not chunk:
+                break
+            fileobj.write(chunk)
+    finally:
+        response.close()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_if=[
+            ("state", "present", ["version"]),
+            ("state", "active", ["version"]),
+            ("state", "absent", ["version"]),
+        ],
+    )
+    params = module.params
+    try:
+        result = manage_release(
+            path=params["path"],
+            state=params["state"],
+            version=params["version"],
+            src=params["src"],
+            checksum=params["checksum"],
+            allow_unverified=params["allow_unverified"],
+            keep=params["keep"],
+            shared_paths=params["shared_paths"],
+            owner=params["owner"],
+            group=params["group"],
+            mode=params["mode"],
+            fetch=download,
+            check_mode=module.check_mode,
+            diff=module._diff,
+        )
+    except RolloutError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
