@@ -31,7 +31,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	shellcheck scripts/*.sh .ci/run
 	$(VENV)/bin/ruff format --check .
-	$(ANSIBLE_ENV) $(VENV)/bin/ansible-lint --offline --profile production
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.cache/deps $(VENV)/bin/ansible-lint --offline --profile production
 	$(VENV)/bin/antsibull-changelog lint
 
 sanity: venv

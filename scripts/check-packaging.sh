@@ -17,11 +17,11 @@ if tar -tzf "$TARBALL" | grep -E '^(\.venv|\.cache|\.git/|demo/|bench/|scripts/|
     echo "ERROR: development files in the tarball (above)"; exit 1
 fi
 
-mkdir -p "$WORK/collections/ansible_collections/amazon"
-cp -a .cache/deps/ansible_collections/amazon/aws "$WORK/collections/ansible_collections/amazon/aws"
-"$BIN/ansible-galaxy" collection install --offline --no-deps -p "$WORK/collections" "$TARBALL" >/dev/null
+mkdir -p "$WORK/installed/ansible_collections/amazon"
+cp -a .cache/deps/ansible_collections/amazon/aws "$WORK/installed/ansible_collections/amazon/aws"
+"$BIN/ansible-galaxy" collection install --offline --no-deps -p "$WORK/installed" "$TARBALL" >/dev/null
 
-export ANSIBLE_COLLECTIONS_PATH="$WORK/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+export ANSIBLE_COLLECTIONS_PATH="$WORK/installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 cd "$WORK"   # away from the source tree
 for m in $(find "$ROOT/plugins/modules" -name '*.py' ! -name '__init__.py' -printf '%f\n' | sed 's/\.py$//' | sort); do
     out=$("$BIN/ansible-doc" -t module "zerodowntime.rollout.$m")
@@ -30,3 +30,13 @@ for m in $(find "$ROOT/plugins/modules" -name '*.py' ! -name '__init__.py' -prin
     case "$src" in "$WORK"/*) ;; *) echo "ERROR: $m documented from $src, not the installed copy"; exit 1;; esac
     echo "ansible-doc zerodowntime.rollout.$m: ok (from the installed copy)"
 done
+for f in $(find "$ROOT/plugins/filter" -name '*.py' -printf '%f\n' | sed 's/\.py$//' | sort); do
+    "$BIN/ansible-doc" -t filter "zerodowntime.rollout.$f" | grep -q "EXAMPLES" || { echo "ERROR: no docs for filter $f"; exit 1; }
+    echo "ansible-doc -t filter zerodowntime.rollout.$f: ok"
+done
+"$BIN/ansible-doc" -t role zerodowntime.rollout.rolling_update | grep -q "rolling_update_version" \
+    || { echo "ERROR: role argument spec not rendered"; exit 1; }
+echo "ansible-doc -t role zerodowntime.rollout.rolling_update: ok"
+# The playbook ships and resolves by its FQCN from the installed copy.
+"$BIN/ansible-playbook" --syntax-check -i localhost, zerodowntime.rollout.rolling_update >/dev/null
+echo "ansible-playbook --syntax-check zerodowntime.rollout.rolling_update: ok"
