@@ -68,11 +68,14 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
                 "rolling_update_artifact_checksum": "sha256:" + sha,
                 "rolling_update_health_interval": 0.2,
                 "rolling_update_health_timeout": 4,
+                "rollout_lock_path": str(tmp_path / "rollout.lock"),
             },
         )
     finally:
         summary = load.stop()
         sampler.stop()
+    # The halted rollout released its lock, so the operator can re-run after fixing the release.
+    assert not (tmp_path / "rollout.lock").exists()
 
     out = proc.stdout
     assert proc.returncode != 0, out[-3000:]
@@ -148,3 +151,34 @@ def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_p
         assert fleet3.host_pid("app1") == pids["app1"] and version_of(hosts[0]) == "v1"
     finally:
         fleet3.admin("set server app/app2 state ready")
+
+
+def test_a_second_rollout_is_refused_while_another_holds_the_lock(fleet3, tmp_path):
+    import json
+    import time
+
+    hosts = fleet3.data["hosts"]
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
+    lock = tmp_path / "rollout.lock"
+    lock.write_text(json.dumps({"owner": "alice@elsewhere", "run_id": "r-alice", "started": time.time(), "ttl": 3600}))
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    extra = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rollout_lock_path": str(lock),
+        "rollout_lock_owner": "bob@here",
+        "rollout_hosts": "app1",
+    }
+    proc = run_playbook(inv, extra)
+    assert proc.returncode != 0
+    assert "Another rollout holds the lock" in proc.stdout and "alice@elsewhere" in proc.stdout, proc.stdout[-3000:]
+    assert json.loads(lock.read_text())["owner"] == "alice@elsewhere"
+    assert fleet3.host_pid("app1") == pids["app1"] and version_of(hosts[0]) == "v1"
+    assert fleet3.servers()["app1"]["status"] == "UP"
+
+    # Break glass: the same rollout with rollout_lock_force goes through and releases the lock at the end.
+    proc = run_playbook(inv, dict(extra, rollout_lock_force=True))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert version_of(hosts[0]) == "v2" and not lock.exists()
