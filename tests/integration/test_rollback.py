@@ -131,16 +131,22 @@ def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_p
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
     assert fleet3.admin("set server app/app2 state maint").strip() == ""
+    extra = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_min_healthy": 2,  # 3 servers, app1 drained: 2 would remain if app2 were up
+    }
     try:
-        proc = run_playbook(
-            inv,
-            {
-                "rolling_update_version": "v2",
-                "rolling_update_artifact": artifact,
-                "rolling_update_artifact_checksum": "sha256:" + sha,
-                "rolling_update_min_healthy": 2,  # 3 servers, app1 drained: 2 would remain if app2 were up
-            },
+        # Someone else put app2 in maintenance: by default the rollout refuses in preflight.
+        proc = run_playbook(inv, extra)
+        assert proc.returncode != 0
+        assert "app2 is out of rotation (maint)" in proc.stdout and "not by this collection" in proc.stdout, (
+            proc.stdout[-3000:]
         )
+        assert fleet3.host_pid("app1") == pids["app1"]
+        # Told to leave app2 alone, the capacity guard still counts it as missing capacity.
+        proc = run_playbook(inv, dict(extra, rolling_update_admin_down="skip"))
         assert proc.returncode != 0
         assert "Capacity guard: draining app1 would leave too few servers in rotation" in proc.stdout, proc.stdout[
             -3000:
@@ -149,6 +155,7 @@ def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_p
         # Refused before the drain: app1 stayed in rotation on its old process and release.
         assert fleet3.servers()["app1"]["status"] == "UP"
         assert fleet3.host_pid("app1") == pids["app1"] and version_of(hosts[0]) == "v1"
+        assert fleet3.servers()["app2"]["status"] == "MAINT"  # and nobody put app2 back behind the operator's back
     finally:
         fleet3.admin("set server app/app2 state ready")
 

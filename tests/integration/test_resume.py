@@ -1,0 +1,94 @@
+"""R4: ansible-playbook killed (SIGKILL) in the middle of a host, then run again: the fleet converges
+to the new version, no host is left out of rotation, and no request fails across both runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from demo.fleet import Fleet, build_artifact
+from demo.loadgen import LoadGenerator
+from demo.rollout import PLAYBOOK, ROOT, RotationSampler, ansible_env, run_playbook, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    f = Fleet.up(
+        str(tmp_path / "fleet"),
+        hosts=3,
+        version="v1",
+        check_inter_ms=200,
+        rise=2,
+        fall=2,
+        port=0,
+        first_address="127.0.0.61",
+        retries=0,
+    )
+    try:
+        yield f
+    finally:
+        f.down()
+
+
+def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tmp_path):
+    hosts = fleet.data["hosts"]
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
+    extra = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_health_interval": 0.2,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
+    marker = os.path.join(hosts[1]["deploy_path"], ".rollout-drained")
+
+    sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"]).start()
+    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=100.0).start()
+    try:
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv, PLAYBOOK]
+        with open(tmp_path / "first-run.log", "w") as log:
+            first = subprocess.Popen(
+                cmd + ["-e", json.dumps(extra)],
+                env=ansible_env(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            # Kill the whole run (controller and workers) once the second host is out of rotation.
+            deadline = time.monotonic() + 180
+            while not (os.path.exists(marker) and fleet.servers()["app2"]["status"] != "UP"):
+                assert first.poll() is None, "the first run ended before app2 was drained"
+                assert time.monotonic() < deadline, "app2 was never drained"
+                time.sleep(0.05)
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+        assert fleet.servers()["app2"]["status"] != "UP"  # the interrupted run left app2 out of rotation
+        assert os.path.exists(tmp_path / "rollout.lock")  # and its lock behind
+
+        second = run_playbook(inv, extra)
+    finally:
+        summary = load.stop()
+        sampler.stop()
+
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "Another rollout holds the lock" not in second.stdout  # same owner: the lock was taken over
+    versions = {}
+    for h in hosts:
+        import urllib.request
+
+        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
+            versions[h["name"]] = r.read().decode().strip()
+        assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
+    assert versions == {"app1": "v2", "app2": "v2", "app3": "v2"}
+    assert all(s["status"] == "UP" for s in fleet.servers().values()), fleet.servers()
+    assert not os.path.exists(tmp_path / "rollout.lock")
+    assert sampler.max_out_of_rotation() <= 1
+    assert summary.failed == 0, summary.format()
