@@ -35,7 +35,7 @@ def versions(fleet):
     return got
 
 
-def rollout(fleet, tmp_path, version, serial=1):
+def rollout(fleet, tmp_path, version, serial=1, extra=None):
     artifact, sha = build_artifact(version, str(tmp_path / "artifacts"))
     inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
     sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"], interval=0.1).start()
@@ -50,6 +50,7 @@ def rollout(fleet, tmp_path, version, serial=1):
                 "rollout_serial": serial,
                 # Fast detection for tests: HAProxy checks every 200 ms in these fleets.
                 "rolling_update_health_interval": 0.2,
+                **(extra or {}),
             },
         )
     finally:
@@ -122,12 +123,37 @@ def test_rollout_under_load_loses_no_request_and_rerun_changes_nothing(fleet4, t
     assert {n: fleet4.host_pid(n) for n in names} == pids_after
 
 
-def test_ramp_never_exceeds_the_batch(fleet5, tmp_path):
+HOOKS = ("before_drain", "after_deploy", "before_enable", "after_enable")
+
+
+def write_hooks(tmp_path):
+    """Hook task files that log their name, the host, and the release `current` points at."""
+    log = tmp_path / "hooks.log"
+    paths = {}
+    for hook in HOOKS:
+        path = tmp_path / ("%s.yml" % hook)
+        path.write_text(
+            "- name: hook %s\n"
+            "  ansible.builtin.shell: >-\n"
+            "    echo %s {{ inventory_hostname }} $(basename $(readlink {{ rolling_update_path }}/current)) >> %s\n"
+            "  changed_when: false\n" % (hook, hook, log)
+        )
+        paths["rolling_update_%s_tasks" % hook] = str(path)
+    return log, paths
+
+
+def test_ramp_never_exceeds_the_batch_and_runs_hooks_in_order(fleet5, tmp_path):
     names = [h["name"] for h in fleet5.data["hosts"]]
-    proc, summary, sampler = rollout(fleet5, tmp_path, "v2", serial=[1, "50%"])
+    log, hooks = write_hooks(tmp_path)
+    proc, summary, sampler = rollout(fleet5, tmp_path, "v2", serial=[1, "50%"], extra=hooks)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert versions(fleet5) == dict.fromkeys(names, "v2")
     assert summary.failed == 0, summary.format()
     # Batches of 1, then 2 (50% of 5, rounded down), then 2.
     assert not sampler.errors()
     assert sampler.max_out_of_rotation() <= 2
+    # Every hook ran once per host, in order, seeing the release switch between before_drain and after_deploy.
+    lines = [ln.split() for ln in log.read_text().splitlines()]
+    for name in names:
+        seen = [(hook, release) for hook, host, release in lines if host == name]
+        assert seen == [("before_drain", "v1"), ("after_deploy", "v2"), ("before_enable", "v2"), ("after_enable", "v2")]
