@@ -44,7 +44,9 @@ if [ -z "$PYTHON" ]; then
     fi
 fi
 
-stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+# The stamp hashes the contents of the requirement files among the pip arguments (a bare `cat "$@"`
+# would stop at the first option, `-r`, and hash nothing), so editing a pin recreates the venv.
+stamp_of() { local a; for a in "$@"; do [ ! -f "$a" ] || cat "$a"; done | sha256sum | cut -c1-16; }
 
 make_venv() {  # $1 = dir, $2 = python, rest = pip install args
     local dir=$1 py=$2; shift 2
