@@ -44,11 +44,14 @@ units: venv
 units-min: venv
 	$(PY_MIN) -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Integration tests mostly wait on real processes, so they run three at a time (whole files per
+# worker: each file's fleets use their own loopback addresses and free ports).
+INTEGRATION_ARGS ?= -n 3 --dist loadfile --durations=12
 integration: venv
-	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -q $(INTEGRATION_ARGS) $(PYTEST_ARGS)
 
 integration-min: venv
-	$(PY_MIN) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY_MIN) -m pytest tests/integration -q -p no:cacheprovider $(INTEGRATION_ARGS) $(PYTEST_ARGS)
 
 packaging: venv
 	scripts/check-packaging.sh

@@ -45,7 +45,7 @@ if [ -z "$PYTHON" ]; then
 fi
 
 # The stamp hashes the contents of the requirement files among the pip arguments (a bare `cat "$@"`
-# would stop at the first option, `-r`, and hash nothing), so editing a pin recreates the venv.
+# would stop at the first option, `-r`, and hash nothing), so editing a pin updates the venv.
 stamp_of() { local a; for a in "$@"; do [ ! -f "$a" ] || cat "$a"; done | sha256sum | cut -c1-16; }
 
 make_venv() {  # $1 = dir, $2 = python, rest = pip install args
@@ -55,10 +55,16 @@ make_venv() {  # $1 = dir, $2 = python, rest = pip install args
         say "$dir is up to date ($("$dir/bin/python" --version))"
         return 0
     fi
-    say "creating $dir with $py"
-    rm -rf "$dir"
-    "$py" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check -U pip
+    local pyver; pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ -x "$dir/bin/python" ] && [ "$("$dir/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$pyver" ]; then
+        # Same Python, changed pins: update in place (processes using the venv keep working).
+        say "updating $dir to the pinned requirements"
+    else
+        say "creating $dir with $py"
+        rm -rf "$dir"
+        "$py" -m venv "$dir"
+        "$dir/bin/python" -m pip install -q --disable-pip-version-check -U pip
+    fi
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
     echo "$want" > "$dir/.stamp"
 }
