@@ -181,7 +181,7 @@ def test_awx_job_rolls_the_fleet_from_the_installed_collection_under_load(instal
             seen[data["host"]].append(step)
             if step in ("drain", "deploy", "enable"):
                 assert data["res"]["changed"] is True, (data["host"], data["task"], data["res"])
-    assert seen == {n: [s for s, _ in STEPS] for n in names}, seen
+    assert seen == {n: [step for step, _label in STEPS] for n in names}, seen
     assert not [ev for ev in events if ev["event"] in ("runner_on_failed", "runner_on_unreachable")]
 
     # Installed-copy test: every task of the collection came from the installed tarball, none from the checkout.

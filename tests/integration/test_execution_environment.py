@@ -43,7 +43,7 @@ def plugin_imports():
     """{top-level module: [files]} for every absolute import under plugins/, at any depth (also the ones
     inside ``try:`` or a function), plus the amazon.aws module_utils they pull in."""
     found = {}
-    for d, _, files in os.walk(PLUGINS):
+    for d, _dirs, files in os.walk(PLUGINS):
         for name in files:
             if not name.endswith(".py"):
                 continue

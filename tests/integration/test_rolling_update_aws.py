@@ -1,0 +1,123 @@
+"""The rolling update with AWS load balancers (ELBv2 target groups and a Classic ELB) on a moto server:
+each host is deregistered before its app stops and registered back, in exactly the same groups and
+ports, before the next host. The apps are real demo-fleet processes; moto only holds the LB state."""
+
+import os
+import re
+
+import aws_support
+import pytest
+from aws_support import ENV, KEYS, REGION
+
+from demo.fleet import Fleet, build_artifact
+from demo.rollout import run_playbook, write_inventory
+
+moto_endpoint_fixture = aws_support.moto_endpoint_fixture
+aws_fixture = aws_support.aws_fixture
+
+pytestmark = pytest.mark.integration
+
+AWS_ENV = dict(ENV, AWS_ACCESS_KEY_ID=KEYS["aws_access_key_id"], AWS_SECRET_ACCESS_KEY=KEYS["aws_secret_access_key"])
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    f = Fleet.up(str(tmp_path / "fleet"), hosts=2, version="v1", check_inter_ms=200, port=0, first_address="127.0.0.91")
+    try:
+        yield f
+    finally:
+        f.down()
+
+
+def inventory(fleet, tmp_path, aws, lb, instance_ids):
+    inv = write_inventory(
+        fleet,
+        str(tmp_path / "inventory.yml"),
+        group_vars={
+            "rolling_update_lb": lb,
+            "rolling_update_aws_endpoint_url": aws.endpoint,
+            "rolling_update_aws_region": REGION,
+            "rolling_update_health_interval": 0.2,
+        },
+    )
+    import yaml
+
+    with open(inv) as f:
+        data = yaml.safe_load(f)
+    for host, iid in zip(sorted(data["all"]["children"]["app"]["hosts"]), instance_ids):
+        data["all"]["children"]["app"]["hosts"][host]["instance_id"] = iid  # as the aws_ec2 inventory sets it
+    with open(inv, "w") as f:
+        yaml.safe_dump(data, f)
+    return inv
+
+
+def versions(fleet):
+    import urllib.request
+
+    out = {}
+    for h in fleet.data["hosts"]:
+        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
+            out[h["name"]] = r.read().decode().strip()
+    return out
+
+
+def extra(tmp_path):
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    return {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
+
+
+def test_elbv2_rollout_puts_targets_back_in_the_same_groups_and_ports(fleet, tmp_path, aws):
+    lb = aws.alb()
+    web = aws.target_group("tg-web", port=80, delay=1, lb_arn=lb)
+    api = aws.target_group("tg-api", port=8080, delay=1, lb_arn=lb)
+    one, two = aws.instances(2)
+    aws.register(web, one, two)
+    aws.register(api, one, port=9090)  # app1 also serves the API, on another port
+    before = aws.snapshot([web, api])
+    inv = inventory(fleet, tmp_path, aws, "elbv2", [one, two])
+
+    proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "Deregister from the target groups" in proc.stdout and "Register back in exactly the same" in proc.stdout
+    assert versions(fleet) == {"app1": "v2", "app2": "v2"}
+    assert aws.snapshot([web, api]) == before  # same targets, same ports, healthy
+    for h in fleet.data["hosts"]:
+        assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
+
+    # Done hosts are skipped: nothing is deregistered the second time.
+    again = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "already runs v2, is ready and in rotation: skipped" in again.stdout
+    recap = dict(re.findall(r"^(app\d)\s+:\s+ok=\d+\s+changed=(\d+)", again.stdout, re.M))
+    assert recap == {"app1": "0", "app2": "0"}, again.stdout[-2000:]
+    assert aws.snapshot([web, api]) == before
+
+
+def test_elbv2_target_not_registered_fails_in_preflight(fleet, tmp_path, aws):
+    lb = aws.alb()
+    web = aws.target_group("tg-web", port=80, delay=1, lb_arn=lb)
+    one, two = aws.instances(2)
+    aws.register(web, one)  # app2's instance is behind no group
+    before = aws.snapshot([web])
+    inv = inventory(fleet, tmp_path, aws, "elbv2", [one, two])
+    proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
+    assert proc.returncode != 0
+    assert "%s (app2) is not registered with any target group" % two in proc.stdout, proc.stdout[-3000:]
+    assert aws.snapshot([web]) == before and versions(fleet) == {"app1": "v1", "app2": "v1"}
+
+
+def test_classic_elb_rollout(fleet, tmp_path, aws):
+    one, two = aws.instances(2)
+    elb = aws.classic_elb("classic", draining=1)
+    aws.elb_register(elb, one, two)
+    inv = inventory(fleet, tmp_path, aws, "elb_classic", [one, two])
+    proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "Deregister from the Classic ELBs" in proc.stdout
+    assert versions(fleet) == {"app1": "v2", "app2": "v2"}
+    assert sorted(aws.elb_instances(elb)) == sorted([one, two])
