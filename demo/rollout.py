@@ -163,6 +163,7 @@ def main(argv=None):
         load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=a.rate).start()
         time.sleep(2.0)  # a baseline of traffic on v1 before the rollout starts (demo pacing, not a wait)
         print("==> ansible-playbook %s -e rolling_update_version=v2 (serial %s)" % (PLAYBOOK, a.serial))
+        report_dir = os.path.join(a.dir, "report")
         t0 = time.monotonic()
         proc = run_playbook(
             inv,
@@ -173,6 +174,10 @@ def main(argv=None):
                 "rollout_serial": a.serial,
             },
             stream=True,
+            env={
+                "ANSIBLE_CALLBACKS_ENABLED": "zerodowntime.rollout.rollout_report",
+                "ZDT_ROLLOUT_REPORT_DIR": report_dir,
+            },
         )
         wall = time.monotonic() - t0
         time.sleep(2.0)  # and some traffic on v2 afterwards
@@ -189,6 +194,9 @@ def main(argv=None):
         versions = {h["name"]: fleet_version(h) for h in fleet.data["hosts"]}
         print("versions now: %s" % ", ".join("%s=%s" % kv for kv in sorted(versions.items())))
         ok = proc.returncode == 0 and summary.failed == 0 and set(versions.values()) == {"v2"}
+        html_report = os.path.join(report_dir, "rollout-report.html")
+        if os.path.exists(html_report):
+            print("rollout timeline (HTML): %s" % html_report)
         print("RESULT: %s" % ("zero failed requests, every host on v2" if ok else "FAILED"))
         rc = 0 if ok else 1
     finally:

@@ -1,0 +1,669 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Private to the zerodowntime.rollout collection: no compatibility promise outside it.
+"""The rollout report's model: which step a task belongs to, per-host step timelines, and the
+JSON, HTML and text renderings. Plain Python, no Ansible import: the callback plugin
+``zerodowntime.rollout.rollout_report`` feeds it events and timestamps, unit tests feed it synthetic ones."""
+
+import html
+import json
+import math
+import os
+import re
+import time
+
+SCHEMA_VERSION = 1
+
+# Display order. ``check`` is the per-batch decision (skip.yml, capacity.yml), ``hook`` a user hook file.
+STEPS = ("preflight", "check", "drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback")
+TRANSACTION_STEPS = frozenset(("drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback"))
+
+STEP_COLOURS = {
+    "preflight": "#9aa5b1",
+    "check": "#c3b7e0",
+    "drain": "#f0a43a",
+    "stop": "#e36a5c",
+    "deploy": "#4f7fd9",
+    "start": "#39a7b8",
+    "ready": "#7cbf4b",
+    "enable": "#2e9a5a",
+    "stabilize": "#b9d88a",
+    "hook": "#d4a5c9",
+    "rollback": "#8b1e3f",
+}
+
+ROLE_MARKER = "roles/rolling_update/tasks/"
+
+# Role task file (relative to the role's tasks/) -> step. INHERIT: the file serves several steps.
+INHERIT = "inherit"
+FILE_STEPS = {
+    "preflight.yml": "preflight",
+    "skip.yml": "check",
+    "capacity.yml": "check",
+    "drain.yml": "drain",
+    "haproxy/drain.yml": "drain",
+    "stop.yml": "stop",
+    "deploy.yml": "deploy",
+    "start.yml": "start",
+    "ready.yml": "ready",
+    "enable.yml": "enable",
+    "haproxy/enable.yml": "enable",
+    "stabilize.yml": "stabilize",
+    "rollback.yml": "rollback",
+    # Read in preflight, again per batch (tagged preflight), and inside the stabilisation window.
+    "haproxy/check.yml": INHERIT,
+}
+
+TAG_STEPS = {
+    "rolling_update_preflight": "preflight",
+    "rolling_update_capacity": "check",
+    "rolling_update_skip": "check",
+    "rolling_update_drain": "drain",
+    "rolling_update_stop": "stop",
+    "rolling_update_deploy": "deploy",
+    "rolling_update_start": "start",
+    "rolling_update_ready": "ready",
+    "rolling_update_enable": "enable",
+    "rolling_update_stabilize": "stabilize",
+    "rolling_update_hooks": "hook",
+    "rolling_update_rollback": "rollback",
+}
+
+# Files whose successful tasks put the host back in rotation (in the enable step or in a rollback).
+ENABLE_FILES = frozenset(("enable.yml", "haproxy/enable.yml"))
+
+HIDDEN = "output hidden"
+_LINE_SUFFIX = re.compile(r":\d+$")
+
+
+def role_task_file(path):
+    """``.../roles/rolling_update/tasks/haproxy/drain.yml:12`` -> ``haproxy/drain.yml``; None when the
+    task does not come from the rolling_update role."""
+    if not path:
+        return None
+    path = _LINE_SUFFIX.sub("", str(path)).replace(os.sep, "/")
+    idx = path.rfind(ROLE_MARKER)
+    if idx < 0:
+        return None
+    return path[idx + len(ROLE_MARKER) :]
+
+
+def step_from_tags(tags):
+    """The step named by a ``rolling_update_<step>`` tag; rollback wins over the others."""
+    found = [TAG_STEPS[t] for t in (tags or ()) if isinstance(t, str) and t in TAG_STEPS]
+    if not found:
+        return None
+    if "rollback" in found:
+        return "rollback"
+    return min(found, key=STEPS.index)
+
+
+def step_for_task(path, tags=(), current=None):
+    """The step a task belongs to, or None.
+
+    ``path`` is ``task.get_path()``, ``tags`` the task's (inherited) tags, ``current`` the step the
+    host is in within this batch. The role's file decides first; rollback.yml re-uses stop.yml,
+    start.yml and enable.yml (their tasks carry no rollback tag), so once a host is rolling back every
+    role task is rollback. Tasks from outside the role (hook files) belong to an open hook step."""
+    rel = role_task_file(path)
+    if rel is not None and current == "rollback":
+        return "rollback"
+    step = FILE_STEPS.get(rel) if rel is not None else None
+    if step == INHERIT:
+        return current or step_from_tags(tags) or "preflight"
+    if step:
+        return step
+    step = step_from_tags(tags)
+    if step:
+        return step
+    if rel is None and current == "hook":
+        return "hook"
+    return None
+
+
+def _round(t):
+    return None if t is None else round(float(t), 3)
+
+
+def _text(msg):
+    if msg is None:
+        return None
+    if isinstance(msg, str):
+        return msg
+    try:
+        return json.dumps(msg, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(msg)
+
+
+class Segment:
+    """One continuous stretch of a step on a host."""
+
+    def __init__(self, name, start, end, play_seq, batch):
+        self.name = name
+        self.start = start
+        self.end = end
+        self.play_seq = play_seq
+        self.batch = batch
+        self.result = "ok"
+        self.tasks = 0
+        self.message = None
+
+    @property
+    def seconds(self):
+        return max(0.0, self.end - self.start)
+
+    def as_dict(self):
+        d = {
+            "step": self.name,
+            "start": _round(self.start),
+            "end": _round(self.end),
+            "seconds": _round(self.seconds),
+            "result": self.result,
+            "tasks": self.tasks,
+        }
+        if self.message is not None:
+            d["message"] = self.message
+        return d
+
+
+class HostRecord:
+    def __init__(self, name, order):
+        self.name = name
+        self.order = order
+        self.segments = []
+        self.batch = None  # (play key, number) from a play with serial batches
+        self.plain_batch = None  # the same, from the first play without serial (fallback)
+        self.failed = False
+        self.message = None
+        self.rolled_back = False
+        self.out = []  # [start, end or None]
+        self.pending_failure = None  # the segment whose failure a later task may have rescued
+        self.pending_play = None
+
+    def current(self, play_seq):
+        if self.segments and self.segments[-1].play_seq == play_seq:
+            return self.segments[-1]
+        return None
+
+
+class RolloutModel:
+    """Per-host step timelines from playbook events. Every method takes explicit epoch timestamps."""
+
+    def __init__(self):
+        self.playbook = None
+        self.start = None
+        self.end = None
+        self.hosts = {}
+        self.batches = []  # {"play", "number", "start", "batched", "hosts"}
+        self._play_counts = {}
+        self._play = None  # (key, name, batched, number, seq)
+        self._play_seq = 0
+        self._task_starts = {}
+        self.any_batched = False
+
+    # ------------------------------------------------------------------ events
+    def playbook_start(self, name, t):
+        self.playbook = name
+        if self.start is None:
+            self.start = t
+
+    def play_start(self, key, name, batched, t):
+        """Called for every serial batch: ansible-core sends play_start once per batch, same play key."""
+        if self.start is None:
+            self.start = t
+        n = self._play_counts.get(key, 0) + 1
+        self._play_counts[key] = n
+        self._play_seq += 1
+        self._play = (key, name, bool(batched), n, self._play_seq)
+        self.any_batched = self.any_batched or bool(batched)
+        self._task_starts.clear()
+        if self.batches:
+            self.batches[-1]["end"] = t
+        self.batches.append({"play": name, "number": n, "start": t, "batched": bool(batched), "hosts": [], "plain": []})
+
+    def task_start(self, host, task_key, t):
+        self._task_starts[(host, task_key)] = t
+
+    def task_result(
+        self,
+        host,
+        task_key,
+        path,
+        tags,
+        status,
+        t,
+        changed=False,
+        msg=None,
+        ignore_errors=False,
+        no_log=False,
+        is_include=False,
+    ):
+        """One task result. ``status``: ok, failed, skipped or unreachable."""
+        if self.start is None:
+            self.start = t
+        start = self._task_starts.pop((host, task_key), t)
+        rec = self._host(host)
+        seq = self._play[4] if self._play else 0
+        failing = status == "unreachable" or (status == "failed" and not ignore_errors)
+
+        # A host that runs anything after a failure in the same play was rescued.
+        if rec.pending_failure is not None or rec.failed:
+            if rec.pending_play == seq:
+                rec.failed = False
+                step = step_for_task(path, tags, self._current_step(rec, seq))
+                if step is not None and rec.pending_failure is not None and rec.pending_failure.result == "failed":
+                    rec.pending_failure.result = "rescued"
+            rec.pending_failure = None
+
+        if failing:
+            rec.failed = True
+            rec.pending_play = seq
+            rec.message = HIDDEN if no_log else (_text(msg) or "failed without a message")
+        if status == "skipped":
+            return None
+
+        step = step_for_task(path, tags, self._current_step(rec, seq))
+        if step is None:
+            return None
+        self._assign_batch(rec)
+        seg = rec.current(seq)
+        if seg is None or seg.name != step:
+            number = self._play[3] if self._play else None
+            seg = Segment(step, start, t, seq, number)
+            rec.segments.append(seg)
+        seg.end = max(seg.end, t)
+        seg.tasks += 1
+        if failing:
+            seg.result = "failed"
+            seg.message = rec.message
+            rec.pending_failure = seg
+        elif changed and seg.result == "ok":
+            seg.result = "changed"
+        if step == "rollback":
+            rec.rolled_back = True
+
+        rel = role_task_file(path)
+        if step == "drain" and not (rec.out and rec.out[-1][1] is None):
+            rec.out.append([start, None])
+        elif rel in ENABLE_FILES and not failing and not is_include and rec.out:
+            rec.out[-1][1] = t
+        return step
+
+    def finish(self, t):
+        self.end = t
+        if self.start is None:
+            self.start = t
+
+    # ------------------------------------------------------------------ helpers
+    def _host(self, name):
+        rec = self.hosts.get(name)
+        if rec is None:
+            rec = self.hosts[name] = HostRecord(name, len(self.hosts))
+        return rec
+
+    @staticmethod
+    def _current_step(rec, seq):
+        seg = rec.current(seq)
+        return seg.name if seg is not None else None
+
+    def _assign_batch(self, rec):
+        if self._play is None:
+            return
+        key, _name, batched, number, _seq = self._play
+        if batched and rec.batch is None:
+            rec.batch = (key, number)
+            self.batches[-1]["hosts"].append(rec.name)
+        elif not batched and rec.plain_batch is None:
+            rec.plain_batch = (key, number)
+            self.batches[-1]["plain"].append(rec.name)
+
+    # ------------------------------------------------------------------ views
+    def host_view(self, rec, run_end):
+        segs = rec.segments
+        transaction = [s for s in segs if s.name in TRANSACTION_STEPS]
+        has_check = any(s.name == "check" for s in segs)
+        skipped = not rec.failed and not transaction and has_check
+        if rec.batch is not None:
+            batch = rec.batch[1]
+        elif not self.any_batched and rec.plain_batch is not None:
+            batch = rec.plain_batch[1]
+        else:
+            batch = None
+        if rec.failed:
+            result = "failed"
+        elif rec.rolled_back:
+            result = "rolled_back"
+        elif skipped:
+            result = "skipped"
+        elif not transaction:
+            result = "not_reached"
+        elif any(s.result == "changed" for s in segs):
+            result = "changed"
+        else:
+            result = "ok"
+        intervals = []
+        out_secs = 0.0
+        for start, end in rec.out:
+            stop = end if end is not None else run_end
+            out_secs += max(0.0, stop - start)
+            intervals.append({"start": _round(start), "end": _round(stop), "back_in_rotation": end is not None})
+        step_seconds = {}
+        for s in segs:
+            step_seconds[s.name] = step_seconds.get(s.name, 0.0) + s.seconds
+        start = segs[0].start if segs else None
+        end = max(s.end for s in segs) if segs else None
+        return {
+            "name": rec.name,
+            "batch": batch,
+            "result": result,
+            "skipped": skipped,
+            "rolled_back": rec.rolled_back,
+            "failed": rec.failed,
+            "message": rec.message,
+            "start": _round(start),
+            "end": _round(end),
+            "seconds": _round(end - start) if segs else 0.0,
+            "out_of_rotation": {"seconds": _round(out_secs) if rec.out else None, "intervals": intervals},
+            "step_seconds": {k: _round(v) for k, v in sorted(step_seconds.items(), key=lambda kv: STEPS.index(kv[0]))},
+            "steps": [s.as_dict() for s in segs],
+        }
+
+    def _ordered(self):
+        def key(rec):
+            if rec.batch is not None:
+                return (0, rec.batch[1], rec.order)
+            return (1, 0, rec.order)
+
+        return sorted(self.hosts.values(), key=key)
+
+    def as_dict(self):
+        end = self.end if self.end is not None else time.time()
+        start = self.start if self.start is not None else end
+        hosts = {}
+        for rec in self._ordered():
+            hosts[rec.name] = self.host_view(rec, end)
+        counts = dict.fromkeys(("ok", "changed", "skipped", "failed", "rolled_back", "not_reached"), 0)
+        step_totals = {}
+        outs = []
+        for h in hosts.values():
+            counts[h["result"]] += 1
+            for k, v in h["step_seconds"].items():
+                step_totals[k] = step_totals.get(k, 0.0) + v
+            if h["out_of_rotation"]["seconds"] is not None:
+                outs.append(h["out_of_rotation"]["seconds"])
+        # Without any serial play (the role in a play of its own), the first play is the one batch.
+        field = "hosts" if self.any_batched else "plain"
+        batched = [b for b in self.batches if b["batched"]] if self.any_batched else self.batches[:1]
+        batches = []
+        for b in batched:
+            batches.append(
+                {
+                    "play": b["play"],
+                    "number": b["number"],
+                    "start": _round(b["start"]),
+                    "end": _round(b.get("end", end)),
+                    "hosts": list(b[field]),
+                }
+            )
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "playbook": self.playbook,
+            "start": _round(start),
+            "end": _round(end),
+            "seconds": _round(end - start),
+            "steps": list(STEPS),
+            "batches": batches,
+            "hosts": hosts,
+            "totals": dict(
+                counts,
+                hosts=len(hosts),
+                batches=len(batches),
+                out_of_rotation_seconds=_round(sum(outs)),
+                max_out_of_rotation_seconds=_round(max(outs)) if outs else None,
+                step_seconds={k: _round(step_totals[k]) for k in STEPS if k in step_totals},
+            ),
+        }
+
+
+# ---------------------------------------------------------------------- renderings
+
+
+def to_json(report):
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def _secs(v):
+    return "-" if v is None else "%.1f" % v
+
+
+def summary_lines(report):
+    """A fixed-width table: host, batch, result, out of rotation, then seconds per step."""
+    steps = [s for s in STEPS if s in report["totals"]["step_seconds"]]
+    header = ["host", "batch", "result", "out-of-rot"] + steps
+    rows = []
+    for h in report["hosts"].values():
+        row = [h["name"], "-" if h["batch"] is None else str(h["batch"]), h["result"]]
+        row.append(_secs(h["out_of_rotation"]["seconds"]))
+        row += [_secs(h["step_seconds"].get(s)) for s in steps]
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+
+    def fmt(r):
+        cells = [str(c).ljust(widths[i]) if i < 3 else str(c).rjust(widths[i]) for i, c in enumerate(r)]
+        return "  ".join(cells).rstrip()
+
+    t = report["totals"]
+    lines = [fmt(header)] + [fmt(r) for r in rows]
+    lines.append(
+        "%d host(s) in %s s: %d changed, %d ok, %d skipped, %d failed (%d rolled back), %d not reached"
+        % (
+            t["hosts"],
+            _secs(report["seconds"]),
+            t["changed"],
+            t["ok"],
+            t["skipped"],
+            t["failed"] + t["rolled_back"],
+            sum(1 for h in report["hosts"].values() if h["rolled_back"]),
+            t["not_reached"],
+        )
+    )
+    for h in report["hosts"].values():
+        if h["message"] and h["failed"]:
+            lines.append("%s: %s" % (h["name"], h["message"]))
+    return lines
+
+
+def _e(value):
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _utc(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t is not None else "-"
+
+
+def _tick_step(span):
+    raw = span / 8.0 if span > 0 else 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2933;background:#fff}
+h1{font-size:20px;margin:0 0 4px}
+.meta{color:#52606d;margin:0 0 16px}
+.legend{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 12px;font-size:13px}
+.legend span{display:inline-flex;align-items:center;gap:4px}
+.legend i{display:inline-block;width:14px;height:10px;border-radius:2px}
+svg{font-size:12px;max-width:100%;height:auto}
+svg text{fill:#1f2933}
+table{border-collapse:collapse;font-size:13px;margin-top:16px}
+th,td{border:1px solid #d9e2ec;padding:4px 8px;text-align:right}
+th:first-child,td:first-child,td.l{text-align:left}
+tr.failed td{background:#fdecea}
+tr.skipped td{color:#7b8794}
+.r-failed,.r-rolled_back{color:#b00020;font-weight:600}
+.msg{max-width:520px;white-space:pre-wrap;text-align:left}
+"""
+
+
+def render_html(report):
+    """A self-contained page: inline CSS, an inline SVG timeline, and the per-host table. Every string
+    from the run (host names, messages, the playbook) goes through html.escape."""
+    hosts = list(report["hosts"].values())
+    t0 = report["start"]
+    t1 = max([report["end"]] + [h["end"] for h in hosts if h["end"] is not None])
+    span = max(t1 - t0, 0.001)
+    gutter, width, row_h, top = 170, 900, 26, 34
+    height = top + row_h * max(len(hosts), 1) + 12
+    total_w = gutter + width + 20
+
+    def x(t):
+        return gutter + (t - t0) / span * width
+
+    parts = []
+    parts.append(
+        '<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="%d" height="%d" viewBox="0 0 %d %d" '
+        'role="img" aria-label="rollout timeline">' % (total_w, height, total_w, height)
+    )
+    parts.append(
+        "<defs>"
+        '<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        '<rect width="3" height="6" fill="#ffffff" fill-opacity="0.35"/></pattern></defs>'
+    )
+    # time axis
+    step = _tick_step(span)
+    tick = 0.0
+    while tick <= span + 1e-9:
+        tx = x(t0 + tick)
+        parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e4e7eb"/>' % (tx, top - 6, tx, height - 8))
+        parts.append('<text x="%.1f" y="%d" text-anchor="middle">%ss</text>' % (tx, top - 10, _e("%g" % tick)))
+        tick += step
+    # batch boundaries
+    for b in report["batches"]:
+        if b["number"] > 1:
+            bx = x(b["start"])
+            parts.append(
+                '<line class="batch" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#52606d" stroke-dasharray="4 3">'
+                "<title>%s</title></line>"
+                % (bx, top - 6, bx, height - 8, _e("batch %d starts (%s)" % (b["number"], b["play"])))
+            )
+    for i, h in enumerate(hosts):
+        y = top + i * row_h
+        label = h["name"] if h["batch"] is None else "%s  (batch %s)" % (h["name"], h["batch"])
+        parts.append(
+            '<text class="host" x="6" y="%d"><title>%s</title>%s</text>'
+            % (y + row_h // 2 + 4, _e("%s: %s" % (h["name"], h["result"])), _e(label))
+        )
+        if i % 2:
+            parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="#f5f7fa"/>' % (gutter, y, width, row_h))
+        for iv in h["out_of_rotation"]["intervals"]:
+            ox, ow = x(iv["start"]), max(1.0, x(iv["end"]) - x(iv["start"]))
+            state = "back in rotation" if iv["back_in_rotation"] else "still out of rotation at the end"
+            parts.append(
+                '<rect class="out-of-rotation" x="%.1f" y="%d" width="%.1f" height="%d" fill="#d64545" '
+                'fill-opacity="0.12" stroke="#d64545" stroke-opacity="0.5" stroke-dasharray="3 2">'
+                "<title>%s</title></rect>"
+                % (
+                    ox,
+                    y + 1,
+                    ow,
+                    row_h - 2,
+                    _e("%s out of rotation %.1f s (%s)" % (h["name"], iv["end"] - iv["start"], state)),
+                )
+            )
+        for s in h["steps"]:
+            sx, sw = x(s["start"]), max(1.5, x(s["end"]) - x(s["start"]))
+            colour = STEP_COLOURS.get(s["step"], "#7b8794")
+            title = "%s %s: %.2f s, %s (%d task%s)" % (
+                h["name"],
+                s["step"],
+                s["seconds"],
+                s["result"],
+                s["tasks"],
+                "" if s["tasks"] == 1 else "s",
+            )
+            if s.get("message"):
+                title += " - " + s["message"]
+            stroke = ""
+            if s["result"] == "failed":
+                stroke = ' stroke="#b00020" stroke-width="2"'
+            elif s["result"] == "rescued":
+                stroke = ' stroke="#b00020" stroke-width="1.5" stroke-dasharray="3 2"'
+            parts.append(
+                '<rect class="step step-%s result-%s" x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"%s>'
+                "<title>%s</title></rect>"
+                % (_e(s["step"]), _e(s["result"]), sx, y + 5, sw, row_h - 10, colour, stroke, _e(title))
+            )
+            if s["step"] == "rollback":
+                parts.append(
+                    '<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="url(#hatch)" pointer-events="none"/>'
+                    % (sx, y + 5, sw, row_h - 10)
+                )
+            if s["result"] in ("failed", "rescued"):
+                mark = "rollback: %s" % s["result"] if s["step"] == "rollback" else "%s %s" % (s["step"], s["result"])
+                parts.append(
+                    '<text class="marker failure" x="%.1f" y="%d" fill="#b00020" font-weight="700" '
+                    'text-anchor="middle">&#x2716;<title>%s</title></text>'
+                    % (sx + sw, y + 9, _e("%s: %s - %s" % (h["name"], mark, s.get("message") or "")))
+                )
+    parts.append("</svg>")
+    svg = "\n".join(parts)
+
+    legend = "".join(
+        '<span><i style="background:%s"></i>%s</span>' % (STEP_COLOURS[s], _e(s))
+        for s in STEPS
+        if s in report["totals"]["step_seconds"]
+    )
+    legend += (
+        '<span><i style="background:#d64545;opacity:.25;outline:1px dashed #d64545"></i>out of rotation</span>'
+        '<span><i style="background:#fff;outline:2px solid #b00020"></i>failed (&#x2716;)</span>'
+        '<span><i style="background:#fff;outline:1px dashed #b00020"></i>rescued</span>'
+    )
+
+    steps = [s for s in STEPS if s in report["totals"]["step_seconds"]]
+    rows = []
+    for h in hosts:
+        cls = "failed" if h["result"] in ("failed", "rolled_back") else h["result"]
+        cells = [
+            "<td>%s</td>" % _e(h["name"]),
+            "<td>%s</td>" % _e("-" if h["batch"] is None else h["batch"]),
+            '<td class="l r-%s">%s%s</td>' % (_e(h["result"]), _e(h["result"]), " (rolled back)" * h["rolled_back"]),
+            "<td>%s</td>" % _e(_secs(h["out_of_rotation"]["seconds"])),
+        ]
+        cells += ["<td>%s</td>" % _e(_secs(h["step_seconds"].get(s))) for s in steps]
+        cells.append('<td class="msg">%s</td>' % _e(h["message"] if h["failed"] or h["rolled_back"] else ""))
+        rows.append('<tr class="%s">%s</tr>' % (_e(cls), "".join(cells)))
+    head = "".join("<th>%s</th>" % _e(c) for c in ["host", "batch", "result", "out of rotation (s)"] + steps)
+    head += "<th>message</th>"
+    t = report["totals"]
+    meta = "%s &middot; %s &rarr; %s &middot; %s s &middot; %d host(s), %d batch(es), %d failed, %d skipped" % (
+        _e(report["playbook"] or "playbook"),
+        _e(_utc(report["start"])),
+        _e(_utc(report["end"])),
+        _e(_secs(report["seconds"])),
+        t["hosts"],
+        t["batches"],
+        t["failed"] + t["rolled_back"],
+        t["skipped"],
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        "<title>Rollout report</title>\n<style>%s</style>\n</head>\n<body>\n"
+        '<h1>Rollout report</h1>\n<p class="meta">%s</p>\n'
+        '<div class="legend">%s</div>\n%s\n'
+        "<table>\n<thead><tr>%s</tr></thead>\n<tbody>\n%s\n</tbody>\n</table>\n"
+        "</body>\n</html>\n" % (_CSS, meta, legend, svg, head, "\n".join(rows))
+    )
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
