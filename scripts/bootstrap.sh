@@ -75,7 +75,13 @@ make_venv .venv "$PYTHON" -r "$DEV_REQ" $( [ "$DEV_CON" = /dev/null ] || echo "-
 # ansible-core 2.17 runs on controller Python 3.10 - 3.12.
 MIN_PY=$(find_python 3.12 || find_python 3.11 || find_python 3.10 || true)
 [ -n "$MIN_PY" ] || die "ansible-core 2.17 (the oldest version this collection claims) needs Python 3.10 - 3.12 for .venv-min; install python3.12"
-make_venv .venv-min "$MIN_PY" -r requirements/min.txt -c requirements/constraints-min.txt
+# requirements/constraints-min.txt is a freeze made on Python 3.12; on an older Python only the
+# direct pins of requirements/min.txt apply.
+if [ "$("$MIN_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = 3.12 ]; then
+    make_venv .venv-min "$MIN_PY" -r requirements/min.txt -c requirements/constraints-min.txt
+else
+    make_venv .venv-min "$MIN_PY" -r requirements/min.txt
+fi
 
 # --- amazon.aws, offline ------------------------------------------------------------------------
 # Galaxy is unreachable from CI; the `ansible` community package on PyPI bundles amazon.aws.
