@@ -1,0 +1,120 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""canary_analysis against a real HAProxy in front of three demo apps under steady load: a healthy
+canary passes; a canary whose release answers 500 to 30% of requests fails, naming error_rate."""
+
+import re
+
+import pytest
+from helpers import run_tasks
+
+from demo.fleet import APP_PY, Fleet, build_artifact
+from demo.loadgen import LoadGenerator
+
+pytestmark = pytest.mark.integration
+
+# Injected before the app's entry point: every request except /health has a 3-in-10 chance of a 500
+# (deterministic: requests 0, 1 and 2 of every 10), so the server stays UP for HAProxy's checks.
+FAULTY_PATCH = """
+import itertools as _itertools
+
+_faulty_counter = _itertools.count()
+_healthy_serve = Handler._serve
+
+
+def _faulty_serve(self, head):
+    if urlsplit(self.path).path != "/health" and next(_faulty_counter) % 10 < 3:
+        return self._send(500, "text/plain", "injected failure\\n", head)
+    return _healthy_serve(self, head)
+
+
+Handler._serve = _faulty_serve
+
+"""
+
+
+def faulty_app(tmp_path):
+    with open(APP_PY) as f:
+        src = f.read()
+    marker = 'if __name__ == "__main__":'
+    assert src.count(marker) == 1
+    path = tmp_path / "app_faulty.py"
+    path.write_text(src.replace(marker, FAULTY_PATCH + marker))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    fleet = Fleet.up(
+        str(tmp_path_factory.mktemp("canary") / "fleet"),
+        hosts=3,
+        version="v1",
+        check_inter_ms=200,
+        port=0,
+        first_address="127.0.0.111",
+        retries=0,
+    )
+    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=50.0).start()
+    try:
+        yield fleet
+    finally:
+        load.stop()
+        fleet.down()
+
+
+def analysis(fleet, **options):
+    args = {
+        "sockets": [fleet.data["admin_socket"]],
+        "backend": fleet.data["backend"],
+        "canary": ["app1"],
+        "window": 4,
+        "min_requests": 20,
+        # The machine may be busy (CI): tolerate latency noise, this test is about errors.
+        "max_latency_increase": 3.0,
+    }
+    args.update(options)
+    return {"name": "canary analysis", "zerodowntime.rollout.canary_analysis": args}
+
+
+def test_healthy_canary_passes_in_check_mode_too(fleet):
+    results, proc = run_tasks(
+        [
+            analysis(fleet),
+            dict(analysis(fleet), check_mode=True),
+            analysis(fleet, canary=["ghost"]),
+        ]
+    )
+    real, check, ghost = results
+    for result in (real, check):
+        assert not result.get("failed"), result.get("msg") or proc.stdout[-3000:]
+        assert result["verdict"] == "pass", result["msg"]
+        assert result["changed"] is False
+        assert result["canary"] == ["app1"] and result["baseline"] == ["app2", "app3"]
+        assert result["metrics"]["requests"]["canary"] >= 20
+        assert result["metrics"]["error_rate"]["canary"] == 0.0
+        assert result["window"] >= 4
+    assert ghost["failed"] and ghost["changed"] is False
+    assert "has no server ghost on any socket (it has: app1, app2, app3)" in ghost["msg"]
+
+
+def test_canary_serving_errors_fails_naming_error_rate(fleet, tmp_path):
+    path, sha = build_artifact("v1-faulty", str(tmp_path / "artifacts"), app_py=faulty_app(tmp_path))
+    fleet.data["artifacts"]["v1-faulty"] = {"path": path, "sha256": sha}
+    fleet.deploy("app1", "v1-faulty")
+    fleet.stop_host("app1")
+    fleet.start_host("app1")
+    fleet.wait_ready(timeout=30)
+
+    results, proc = run_tasks([analysis(fleet), analysis(fleet, fail_on_verdict=False)])
+    failed, decided = results
+    assert failed.get("failed"), proc.stdout[-3000:]
+    assert failed["verdict"] == "fail" and failed["changed"] is False
+    assert "Canary analysis failed for app1" in failed["msg"]
+    assert re.search(r"error_rate: canary 0\.\d+, baseline 0, threshold 0\.01", failed["msg"]), failed["msg"]
+    assert failed["metrics"]["error_rate"]["passed"] is False
+    assert failed["metrics"]["error_rate_ratio"]["passed"] is False
+    assert failed["metrics"]["error_rate"]["baseline"] == 0.0
+    # With fail_on_verdict: false the caller decides: same verdict, the task itself did not fail.
+    assert not decided.get("failed"), decided.get("msg")
+    assert decided["verdict"] == "fail"
+    assert 0.25 <= decided["groups"]["canary"]["error_rate"] <= 0.35, decided["groups"]

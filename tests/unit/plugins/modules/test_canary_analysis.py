@@ -1,0 +1,113 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument handling of the canary_analysis module: main() in-process, counters scripted."""
+
+import contextlib
+import json
+
+import pytest
+import yaml
+from ansible.module_utils import basic
+
+from ansible_collections.zerodowntime.rollout.plugins.modules import canary_analysis
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        old = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = old
+
+
+def srv(ok, err=0):
+    responses = {"1xx": 0, "2xx": ok, "3xx": 0, "4xx": 0, "5xx": err, "other": 0}
+    return {
+        "responses": responses,
+        "total_sessions": ok + err,
+        "response_time_ms": 1,
+        "healthy": True,
+        "status": "UP",
+        "admin_state": "ready",
+    }
+
+
+@pytest.fixture
+def counters(monkeypatch):
+    """Scripted reads: everything at 0, then web1 and web2 at ``end``; records make_reader's arguments."""
+    state = {"end": {"web1": srv(100), "web2": srv(100)}, "reader_args": None, "reads": 0}
+
+    def make_reader(sockets, backend):
+        state["reader_args"] = (sockets, backend)
+        first = state["reads"] + 1
+
+        def read():
+            state["reads"] += 1
+            if state["reads"] == first:
+                return {sockets[0]: {"web1": srv(0), "web2": srv(0)}}
+            return {sockets[0]: state["end"]}
+
+        return read
+
+    monkeypatch.setattr(canary_analysis, "make_reader", make_reader)
+    return state
+
+
+def run_module(args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit) as info:
+        canary_analysis.main()
+    return info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_argument_spec_matches_documentation():
+    spec = canary_analysis.argument_spec()
+    doc = yaml.safe_load(canary_analysis.DOCUMENTATION)
+    options = doc["options"]
+    assert sorted(spec) == sorted(options)
+    for name, opt in options.items():
+        for key, default in (
+            ("type", "str"),
+            ("required", False),
+            ("default", None),
+            ("elements", None),
+            ("choices", None),
+        ):
+            assert spec[name].get(key, default) == opt.get(key, default), (name, key)
+    assert doc["attributes"]["check_mode"]["support"] == "full"
+
+
+def test_pass_is_returned_unchanged_in_check_mode(counters, capsys):
+    args = {"backend": "be_app", "canary": ["web1"], "window": 0.01, "min_requests": 10, "_ansible_check_mode": True}
+    rc, out = run_module(args, capsys)
+    assert rc == 0, out
+    assert out["verdict"] == "pass" and out["changed"] is False
+    assert out["baseline"] == ["web2"]
+    assert counters["reader_args"] == (["/run/haproxy/admin.sock"], "be_app")
+
+
+def test_fail_verdict_fails_the_task_unless_told_otherwise(counters, capsys):
+    counters["end"] = {"web1": srv(70, 30), "web2": srv(100)}
+    args = {"backend": "be_app", "canary": ["web1"], "window": 0.01, "min_requests": 10}
+    rc, out = run_module(args, capsys)
+    assert rc == 1 and out["failed"] and out["changed"] is False
+    assert "error_rate: canary 0.3, baseline 0, threshold 0.01" in out["msg"]
+    assert out["verdict"] == "fail" and out["metrics"]["error_rate"]["passed"] is False
+    rc, out = run_module(dict(args, fail_on_verdict=False), capsys)
+    assert rc == 0 and out["verdict"] == "fail" and not out.get("failed")
+
+
+def test_prometheus_queries_need_prometheus_url(counters, capsys):
+    rc, out = run_module({"backend": "be_app", "canary": ["web1"], "prometheus_queries": {"e": "x{server}"}}, capsys)
+    assert rc == 1 and "prometheus_url" in out["msg"]
+    assert counters["reads"] == 0
+
+
+def test_bad_canary_name_is_refused_before_reading(counters, capsys):
+    rc, out = run_module({"backend": "be_app", "canary": ["web1;show info"]}, capsys)
+    assert rc == 1 and "Invalid canary server name" in out["msg"]
+    assert counters["reads"] == 0
