@@ -91,8 +91,9 @@ if [ ! -f "$AWS_DIR/MANIFEST.json" ]; then
     say "extracting amazon.aws from the ansible==$ANSIBLE_WHEEL_VERSION wheel"
     mkdir -p .cache/wheels
     ls .cache/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl >/dev/null 2>&1 || \
+        # The wheel is pure Python; ask for it as for 3.12 so a 3.11 fallback venv can fetch it too.
         .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps \
-            "ansible==$ANSIBLE_WHEEL_VERSION" -d .cache/wheels
+            --python-version 3.12 --only-binary=:all: "ansible==$ANSIBLE_WHEEL_VERSION" -d .cache/wheels
     .venv/bin/python - "$ANSIBLE_WHEEL_VERSION" <<'PY'
 import glob, sys, zipfile
 wheel = glob.glob(".cache/wheels/ansible-%s-*.whl" % sys.argv[1])[0]
