@@ -194,7 +194,9 @@ def test_drain_waits_for_in_flight_request(clean_fleet, tmp_path):
     """A slow request is in flight when the module sets DRAIN: it completes with 200, and the module
     returns only after it finished, having waited for the rest of it."""
     sock = clean_fleet.admin_socket
-    before, server, start = in_flight_target(clean_fleet, 5, tmp_path)
+    before, server, start = in_flight_target(
+        clean_fleet, 12, tmp_path
+    )  # long enough for a slow machine to start the task
     tasks = before + [task([sock], server, "drain", timeout=30), timestamp_task()]
 
     def begin():
