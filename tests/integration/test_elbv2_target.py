@@ -186,3 +186,43 @@ def test_action_group_module_defaults_port_override_and_timeout_zero(aws):
     assert bare_group["failed"] is True
     assert "requires a region" in bare_group["msg"]
     assert aws.targets(web) == []
+
+
+def test_nlb_tcp_target_group_round_trip(aws):
+    """An NLB's TCP target group: drained and registered back like an ALB's."""
+    nlb = aws.elbv2.create_load_balancer(Name="nlb", Subnets=aws.subnets(), Type="network")["LoadBalancers"][0]
+    group = aws.elbv2.create_target_group(
+        Name="tg-tcp", Protocol="TCP", Port=5432, VpcId=aws.vpc_id, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    aws.elbv2.create_listener(
+        LoadBalancerArn=nlb["LoadBalancerArn"],
+        Protocol="TCP",
+        Port=5432,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}],
+    )
+    (one,) = aws.instances(1)
+    aws.register(group, one)
+    before = aws.snapshot([group])
+    results, proc = run_tasks(
+        [
+            task(aws, target_id=one, state="deregistered", timeout=20),
+            probe_task(aws, "targets", [group], "drained"),
+            {
+                "name": "back",
+                "zerodowntime.rollout.elbv2_target": dict(
+                    aws.params,
+                    target_id=one,
+                    target_groups="{{ _r0.registrations[0].target_groups }}",
+                    state="registered",
+                    timeout=20,
+                ),
+            },
+        ],
+        env=ENV,
+    )
+    drained, probe, back = results
+    assert not drained.get("failed"), drained
+    assert [g["target_group_name"] for g in drained["target_groups"]] == ["tg-tcp"]  # discovered
+    assert probe_result(probe, "drained") == {group: []}
+    assert not back.get("failed") and back["changed"] is True, back
+    assert aws.snapshot([group]) == before
