@@ -1,6 +1,8 @@
 """When the new version never becomes ready, the host is rolled back and put back in rotation,
 the rollout halts before the next host, and no request fails."""
 
+import os
+
 import pytest
 
 from demo.fleet import APP_PY, Fleet, build_artifact
@@ -189,3 +191,30 @@ def test_a_second_rollout_is_refused_while_another_holds_the_lock(fleet3, tmp_pa
     proc = run_playbook(inv, dict(extra, rollout_lock_force=True))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert version_of(hosts[0]) == "v2" and not lock.exists()
+
+
+def test_checksum_mismatch_fails_before_anything_is_drained(fleet3, tmp_path):
+    """R3: the artifact on the host does not match its checksum: refused in preflight."""
+    hosts = fleet3.data["hosts"]
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    before = fleet3.admin("show servers state app")
+    wrong = "0" * 64
+    proc = run_playbook(
+        inv,
+        {
+            "rolling_update_version": "v2",
+            "rolling_update_artifact": artifact,
+            "rolling_update_artifact_checksum": "sha256:" + wrong,
+            "rollout_lock_path": str(tmp_path / "rollout.lock"),
+        },
+    )
+    assert proc.returncode != 0
+    assert "has sha256 %s, expected sha256:%s" % (sha, wrong) in proc.stdout, proc.stdout[-3000:]
+    assert "Nothing was drained or changed" in proc.stdout
+    assert admin_states(fleet3.admin("show servers state app")) == admin_states(before)
+    for h in hosts:
+        assert fleet3.host_pid(h["name"]) == pids[h["name"]] and version_of(h) == "v1"
+        assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
+    assert not (tmp_path / "rollout.lock").exists()  # refused before the lock was taken
