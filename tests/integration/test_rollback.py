@@ -218,3 +218,61 @@ def test_checksum_mismatch_fails_before_anything_is_drained(fleet3, tmp_path):
         assert fleet3.host_pid(h["name"]) == pids[h["name"]] and version_of(h) == "v1"
         assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
     assert not (tmp_path / "rollout.lock").exists()  # refused before the lock was taken
+
+
+# Injected before the app's entry point: /health answers 503 from 8 s after start, while every
+# other path keeps serving, so HAProxy takes the server out without a single failed request.
+FADING_PATCH = """
+import time as _fading_time
+
+_fading_started = _fading_time.monotonic()
+_fading_serve = Handler._serve
+
+
+def _fading_health(self, head):
+    if urlsplit(self.path).path == "/health" and _fading_time.monotonic() - _fading_started > 8.0:
+        return self._send(503, "text/plain", "gone bad\\\\n", head)
+    return _fading_serve(self, head)
+
+
+Handler._serve = _fading_health
+
+"""
+
+
+def test_release_that_fails_inside_the_stabilisation_window_is_rolled_back(fleet3, tmp_path):
+    """R2: ready at first, unready 8 s after it started, inside a 20 s stabilisation window."""
+    with open(APP_PY) as f:
+        src = f.read()
+    marker = 'if __name__ == "__main__":'
+    assert src.count(marker) == 1
+    app = tmp_path / "app_fading.py"
+    app.write_text(src.replace(marker, FADING_PATCH + marker))
+    hosts = fleet3.data["hosts"]
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"), app_py=str(app))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=100.0).start()
+    try:
+        proc = run_playbook(
+            inv,
+            {
+                "rolling_update_version": "v2",
+                "rolling_update_artifact": artifact,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rolling_update_health_interval": 0.2,
+                "rolling_update_stabilize_seconds": 20,
+                "rolling_update_enable_timeout": 30,
+                "rollout_lock_path": str(tmp_path / "rollout.lock"),
+            },
+        )
+    finally:
+        summary = load.stop()
+    assert proc.returncode != 0
+    assert "Rollout halted on app1" in proc.stdout and "Rolled back to release v1" in proc.stdout, proc.stdout[-3000:]
+    halted = [ln for ln in proc.stdout.splitlines() if "Rollout halted on app1" in ln][0]
+    assert "stabilisation window" in halted, halted
+    assert version_of(hosts[0]) == "v1" and fleet3.servers()["app1"]["status"] == "UP"
+    for h in hosts[1:]:
+        assert fleet3.host_pid(h["name"]) == pids[h["name"]] and version_of(h) == "v1"
+    assert summary.failed == 0, summary.format()
