@@ -226,3 +226,29 @@ def test_nlb_tcp_target_group_round_trip(aws):
     assert probe_result(probe, "drained") == {group: []}
     assert not back.get("failed") and back["changed"] is True, back
     assert aws.snapshot([group]) == before
+
+
+def test_invalid_ids_are_refused_and_nothing_changes(aws):
+    lb = aws.alb()
+    web = aws.target_group("tg-web", port=80, delay=1, lb_arn=lb)
+    (one,) = aws.instances(1)
+    aws.register(web, one)
+    before = aws.snapshot([web])
+    results, proc = run_tasks(
+        [
+            task(aws, target_id="i-doesnotexist", target_groups=["tg-web"], state="registered", timeout=5),
+            task(aws, target_id="web1; rm -rf /", target_groups=["tg-web"], state="deregistered", timeout=5),
+            {
+                "name": "classic",
+                "zerodowntime.rollout.elb_classic_instance": dict(
+                    aws.params, instance_id="bogus", state="registered", timeout=5
+                ),
+            },
+        ],
+        env=ENV,
+    )
+    bad_id, injected, classic = results
+    assert bad_id["failed"] and "needs an EC2 instance id" in bad_id["msg"], bad_id
+    assert injected["failed"] and "Nothing was changed in any target group" in injected["msg"], injected
+    assert classic["failed"] and "instance_id must be an EC2 instance id" in classic["msg"], classic
+    assert aws.snapshot([web]) == before
