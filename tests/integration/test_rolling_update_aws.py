@@ -121,3 +121,31 @@ def test_classic_elb_rollout(fleet, tmp_path, aws):
     assert "Deregister from the Classic ELBs" in proc.stdout
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert sorted(aws.elb_instances(elb)) == sorted([one, two])
+
+
+def test_elbv2_resume_registers_back_where_an_interrupted_run_deregistered(fleet, tmp_path, aws):
+    """A run killed while app1 was deregistered left the marker and the target out of its groups:
+    the next run puts it back in exactly those groups and ports."""
+    import json
+
+    lb = aws.alb()
+    web = aws.target_group("tg-web", port=80, delay=1, lb_arn=lb)
+    api = aws.target_group("tg-api", port=8080, delay=1, lb_arn=lb)
+    one, two = aws.instances(2)
+    aws.register(web, one, two)
+    aws.register(api, one, port=9090)
+    before = aws.snapshot([web, api])
+    # What the interrupted run left behind: the marker written before the drain, the target deregistered.
+    host = fleet.data["hosts"][0]
+    with open(os.path.join(host["deploy_path"], ".rollout-drained"), "w") as f:
+        json.dump({"aws": [{"port": 80, "target_groups": [web]}, {"port": 9090, "target_groups": [api]}]}, f)
+    aws.elbv2.deregister_targets(TargetGroupArn=web, Targets=[{"Id": one, "Port": 80}])
+    aws.elbv2.deregister_targets(TargetGroupArn=api, Targets=[{"Id": one, "Port": 9090}])
+    assert aws.snapshot([web, api]) != before
+    inv = inventory(fleet, tmp_path, aws, "elbv2", [one, two])
+
+    proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert aws.snapshot([web, api]) == before
+    assert versions(fleet) == {"app1": "v2", "app2": "v2"}
+    assert not os.path.exists(os.path.join(host["deploy_path"], ".rollout-drained"))
