@@ -206,12 +206,22 @@ def main(argv=None):
     return rc
 
 
-def fleet_version(host):
+def host_version(host):
+    """The version a host's app answers on /version (raises when it does not answer)."""
     import urllib.request
 
+    with urllib.request.urlopen("http://%s:%d/version" % (host["address"], host["port"]), timeout=5) as r:
+        return r.read().decode().strip()
+
+
+def versions(fleet):
+    """``{host name: version}`` for every host of the fleet."""
+    return {h["name"]: host_version(h) for h in fleet.data["hosts"]}
+
+
+def fleet_version(host):
     try:
-        with urllib.request.urlopen("http://%s:%d/version" % (host["address"], host["port"]), timeout=2) as r:
-            return r.read().decode().strip()
+        return host_version(host)
     except Exception as exc:
         return "unreachable (%s)" % exc
 

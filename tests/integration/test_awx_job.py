@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import ansible_runner
 import pytest
@@ -21,7 +20,7 @@ import yaml
 
 from demo.fleet import Fleet, build_artifact
 from demo.loadgen import LoadGenerator
-from demo.rollout import write_inventory
+from demo.rollout import versions, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -126,14 +125,6 @@ def fleet3():
     finally:
         fleet.down()
         shutil.rmtree(d, ignore_errors=True)
-
-
-def versions(fleet):
-    got = {}
-    for h in fleet.data["hosts"]:
-        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
-            got[h["name"]] = r.read().decode().strip()
-    return got
 
 
 def step_of(task):

@@ -8,6 +8,7 @@ import pytest
 from demo.fleet import APP_PY, Fleet, build_artifact
 from demo.loadgen import LoadGenerator
 from demo.rollout import RotationSampler, run_playbook, write_inventory
+from demo.rollout import host_version as version_of
 
 pytestmark = pytest.mark.integration
 
@@ -19,13 +20,6 @@ def never_ready_app(tmp_path):
     path = tmp_path / "app_never_ready.py"
     path.write_text('import sys\nsys.argv += ["--require-file", "/nonexistent/zdt-never-ready"]\n' + src)
     return str(path)
-
-
-def version_of(host):
-    import urllib.request
-
-    with urllib.request.urlopen("http://%s:%d/version" % (host["address"], host["port"]), timeout=5) as r:
-        return r.read().decode().strip()
 
 
 def admin_states(text):

@@ -8,7 +8,7 @@ import pytest
 
 from demo.fleet import Fleet, build_artifact
 from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook, write_inventory
+from demo.rollout import RotationSampler, run_playbook, versions, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +23,6 @@ def recap(stdout):
     for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", stdout, re.M):
         out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
     return out
-
-
-def versions(fleet):
-    import urllib.request
-
-    got = {}
-    for h in fleet.data["hosts"]:
-        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
-            got[h["name"]] = r.read().decode().strip()
-    return got
 
 
 def rollout(fleet, tmp_path, version, serial=1, extra=None):

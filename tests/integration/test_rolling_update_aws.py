@@ -10,7 +10,7 @@ import pytest
 from aws_support import ENV, KEYS, REGION
 
 from demo.fleet import Fleet, build_artifact
-from demo.rollout import run_playbook, write_inventory
+from demo.rollout import run_playbook, versions, write_inventory
 
 moto_endpoint_fixture = aws_support.moto_endpoint_fixture
 aws_fixture = aws_support.aws_fixture
@@ -49,16 +49,6 @@ def inventory(fleet, tmp_path, aws, lb, instance_ids):
     with open(inv, "w") as f:
         yaml.safe_dump(data, f)
     return inv
-
-
-def versions(fleet):
-    import urllib.request
-
-    out = {}
-    for h in fleet.data["hosts"]:
-        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
-            out[h["name"]] = r.read().decode().strip()
-    return out
 
 
 def extra(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from demo.fleet import APP_PY, Fleet, build_artifact
 from demo.loadgen import LoadGenerator
-from demo.rollout import run_playbook, write_inventory
+from demo.rollout import run_playbook, versions, write_inventory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_canary_analysis import faulty_app  # noqa: E402  (the release that answers 500 to 3 in 10 requests)
@@ -32,16 +32,6 @@ def fleet(tmp_path):
         yield f
     finally:
         f.down()
-
-
-def versions(fleet):
-    import urllib.request
-
-    out = {}
-    for h in fleet.data["hosts"]:
-        with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
-            out[h["name"]] = r.read().decode().strip()
-    return out
 
 
 def roll(fleet, tmp_path, app_py=APP_PY):
