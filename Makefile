@@ -11,12 +11,13 @@ ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint sanity units units-min integration integration-min packaging molecule clean
+.PHONY: help venv demo test lint sanity units units-min integration integration-min packaging molecule clean docs docs-check
 
 help:
 	@echo "make demo    bring up a local fleet (4 hosts behind HAProxy) and roll it v1 -> v2 under load"
 	@echo "make test    the whole suite: lint, sanity, unit and integration tests (ansible-core 2.21 and 2.17), packaging"
 	@echo "make venv    create .venv / .venv-min, fetch amazon.aws offline, install haproxy if missing"
+	@echo "make docs    regenerate docs/reference/ (modules, filters, callback, role) from the plugins' own docs"
 
 venv:
 	@scripts/bootstrap.sh 2> >(grep -v "^WARNING: Location 'file:///opt" >&2)
@@ -24,7 +25,7 @@ venv:
 demo: venv
 	$(PY) demo/rollout.py --dir $(CURDIR)/demo/run $(DEMO_ARGS)
 
-test: venv lint sanity units units-min integration integration-min packaging molecule
+test: venv lint sanity units units-min integration integration-min packaging docs-check molecule
 	@echo "make test: all passed"
 
 lint: venv
@@ -55,6 +56,13 @@ integration-min: venv
 
 packaging: venv
 	scripts/check-packaging.sh
+
+# docs/reference/ is generated from the plugins' DOCUMENTATION/EXAMPLES/RETURN and the role's argument specs.
+docs: venv
+	$(PY) scripts/gen_reference.py
+
+docs-check: venv
+	$(PY) scripts/gen_reference.py --check
 
 # Molecule scenarios (molecule/<name>/ on the shared .config/molecule/config.yml): local processes, no
 # containers, the source tree on the collections path. Unless the caller set ANSIBLE_HOME, HOME and
