@@ -45,13 +45,14 @@ def required_servers(spec, total):
     return int(math.ceil(total * value / 100.0 - 1e-9))
 
 
-def evaluate(rows, batch_servers, min_healthy):
+def evaluate(rows, batch_servers, min_healthy, batch_names=None):
     """Decide whether draining ``batch_servers`` keeps ``min_healthy`` servers in rotation.
 
     ``rows``: one dict per (load balancer, socket) with ``where`` and ``servers``, a mapping of
     server name -> ``in_rotation`` (bool). Returns a dict: ``ok``, ``required`` and one entry per
     LB in ``lbs`` with ``total``, ``remaining``, ``required``, ``down`` (servers already out of
-    rotation) and ``ok``; ``msg`` explains the verdict for the operator.
+    rotation) and ``ok``; ``msg`` explains the verdict for the operator (naming the batch as
+    ``batch_names``, default ``batch_servers``).
     """
     parse_min_healthy(min_healthy)  # a bad value is refused even when there is nothing to compare
     batch = set(batch_servers)
@@ -73,9 +74,10 @@ def evaluate(rows, batch_servers, min_healthy):
             }
         )
     bad = [lb for lb in lbs if not lb["ok"]]
+    named = ", ".join(sorted(set(batch_names if batch_names is not None else batch)))
     if bad:
         msg = "Capacity guard: draining %s would leave too few servers in rotation: %s. Nothing was drained." % (
-            ", ".join(sorted(batch)),
+            named,
             "; ".join(
                 "%s keeps %d of %d, needs %d (already out of rotation: %s)"
                 % (lb["where"], lb["remaining"], lb["total"], lb["required"], ", ".join(lb["down"]) or "none")
@@ -84,9 +86,51 @@ def evaluate(rows, batch_servers, min_healthy):
         )
     else:
         msg = "Capacity guard: draining %s leaves %s." % (
-            ", ".join(sorted(batch)),
+            named,
             "; ".join(
                 "%s %d of %d (needs %d)" % (lb["where"], lb["remaining"], lb["total"], lb["required"]) for lb in lbs
             ),
         )
     return {"ok": not bad, "lbs": lbs, "msg": msg}
+
+
+def _elbv2_rows(check_result):
+    """Rows from an elbv2_target result: one per target group, keyed ``id:port``, healthy = in rotation."""
+    rows, seen = [], set()
+    for entry in check_result.get("target_groups") or []:
+        arn = entry.get("target_group_arn")
+        if arn in seen:
+            continue
+        seen.add(arn)
+        servers = {}
+        for target in entry.get("group_targets") or []:
+            servers["%s:%s" % (target.get("id"), target.get("port"))] = target.get("state") == "healthy"
+        rows.append({"where": "target group %s" % entry.get("target_group_name", arn), "servers": servers})
+    return rows
+
+
+def _classic_rows(info_result, names=None):
+    """Rows from amazon.aws.elb_classic_lb_info: one per ELB (only ``names`` when given), InService = in rotation."""
+    rows = []
+    for elb in info_result.get("elbs") or []:
+        name = elb.get("load_balancer_name")
+        if names is not None and name not in names:
+            continue
+        out = (elb.get("instances_outofservice") or []) + (elb.get("instances_unknownservice") or [])
+        servers = dict.fromkeys(out, False)
+        servers.update(dict.fromkeys(elb.get("instances_inservice") or [], True))
+        rows.append({"where": "Classic ELB %s" % name, "servers": servers})
+    return rows
+
+
+def evaluate_aws(result, batch_ids, min_healthy, load_balancers=None):
+    """The capacity verdict for AWS load balancers, as :func:`evaluate` returns it.
+
+    ``result``: an ``elbv2_target`` result (its ``target_groups[].group_targets``), or an
+    ``amazon.aws.elb_classic_lb_info`` result (``elbs``; only ``load_balancers`` count when given).
+    ``batch_ids``: the target or instance ids drained together (every port of a target counts).
+    """
+    rows = _classic_rows(result, load_balancers) if "elbs" in result else _elbv2_rows(result)
+    ids = set(batch_ids)
+    batch = sorted({key for row in rows for key in row["servers"] if key in ids or key.rsplit(":", 1)[0] in ids})
+    return evaluate(rows, batch, min_healthy, batch_names=ids)

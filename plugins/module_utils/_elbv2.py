@@ -150,6 +150,7 @@ class ELBv2Targets:
         self.rand = rand
         self.entries = []
         self.changed = False
+        self.members = {}  # target group ARN -> every target of the group, as last read
 
     # ------------------------------------------------------------------ reads
 
@@ -213,9 +214,17 @@ class ELBv2Targets:
             "describe target health in target group %s" % group["name"],
             TargetGroupArn=group["arn"],
         )
-        return [
-            d for d in answer.get("TargetHealthDescriptions") or [] if (d.get("Target") or {}).get("Id") == target_id
+        descriptions = answer.get("TargetHealthDescriptions") or []
+        # The same answer lists every target of the group: kept for the capacity guard, at no extra call.
+        self.members[group["arn"]] = [
+            {
+                "id": (d.get("Target") or {}).get("Id"),
+                "port": (d.get("Target") or {}).get("Port", group.get("port")),
+                "state": _health(d)["state"],
+            }
+            for d in descriptions
         ]
+        return [d for d in descriptions if (d.get("Target") or {}).get("Id") == target_id]
 
     def discover(self, target_id):
         """``[(group, descriptions)]`` for every group in which the target is registered or draining."""
@@ -385,6 +394,7 @@ class ELBv2Targets:
                         "changed": needed,
                         "before": before,
                         "after": None,
+                        "group_targets": list(self.members.get(group["arn"], [])),
                     }
                 )
         return entries

@@ -195,6 +195,22 @@ target_groups:
         - The target's health after the change and the wait (last observation), same keys as RV(target_groups[].before).
         - In check mode, a prediction.
       type: dict
+    group_targets:
+      description:
+        - Every target of the group with its health state, as read before the change (from the same
+          C(DescribeTargetHealth) answer, no extra call). The role's capacity guard counts the healthy ones.
+      type: list
+      elements: dict
+      contains:
+        id:
+          description: Target id (instance id, IP address or ALB ARN).
+          type: str
+        port:
+          description: Port of this registration.
+          type: int
+        state:
+          description: Health state, as in RV(target_groups[].before.state).
+          type: str
 registrations:
   description:
     - Where to register the target back, grouped by port. For V(deregistered), the groups and ports it was in

@@ -139,3 +139,29 @@ def test_elbv2_resume_registers_back_where_an_interrupted_run_deregistered(fleet
     assert aws.snapshot([web, api]) == before
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert not os.path.exists(os.path.join(host["deploy_path"], ".rollout-drained"))
+
+
+@pytest.mark.parametrize("lb", ["elbv2", "elb_classic"])
+def test_capacity_guard_reads_aws_target_health_and_refuses_before_deregistering(fleet, tmp_path, aws, lb):
+    """Two healthy targets and rolling_update_min_healthy 2: draining either would leave one, so the
+    rollout refuses on the first host, names the group or ELB, and nothing is deregistered."""
+    one, two = aws.instances(2)
+    if lb == "elbv2":
+        group = aws.target_group("tg-web", port=80, delay=1, lb_arn=aws.alb())
+        aws.register(group, one, two)
+        before, where = aws.snapshot([group]), "target group tg-web"
+    else:
+        group = aws.classic_elb("classic", draining=1)
+        aws.elb_register(group, one, two)
+        before, where = aws.snapshot(elbs=[group]), "Classic ELB classic"
+    inv = inventory(fleet, tmp_path, aws, lb, [one, two])
+    proc = run_playbook(inv, dict(extra(tmp_path), rolling_update_min_healthy=2), env=AWS_ENV)
+    assert proc.returncode != 0
+    assert "Capacity guard: draining %s would leave too few" % one in proc.stdout, proc.stdout[-3000:]
+    assert "%s keeps 1 of 2, needs 2" % where in proc.stdout, proc.stdout[-3000:]
+    after = aws.snapshot([group]) if lb == "elbv2" else aws.snapshot(elbs=[group])
+    assert after == before and versions(fleet) == {"app1": "v1", "app2": "v1"}
+    # With 50% the same fleet rolls: one of two stays in rotation.
+    ok = run_playbook(inv, dict(extra(tmp_path), rolling_update_min_healthy="50%"), env=AWS_ENV)
+    assert ok.returncode == 0, ok.stdout[-4000:]
+    assert versions(fleet) == {"app1": "v2", "app2": "v2"}
