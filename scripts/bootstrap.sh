@@ -3,7 +3,7 @@
 #   .venv      newest Python >= 3.12 with the pinned dev tools (requirements/dev.txt + constraints.txt)
 #   .venv-min  the oldest ansible-core that meta/runtime.yml admits (requirements/min.txt)
 #   .cache/deps/ansible_collections/amazon/aws   amazon.aws, offline, taken from the `ansible` wheel
-# and installs HAProxy with apt where it is missing and apt can be used.
+# and installs HAProxy, socat, shellcheck and Chromium with apt where they are missing and apt can be used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -108,17 +108,32 @@ say "amazon.aws $(.venv/bin/python -c 'import json;print(json.load(open("'$AWS_D
 mkdir -p .cache/collections/ansible_collections/zerodowntime
 ln -sfn "$ROOT" .cache/collections/ansible_collections/zerodowntime/rollout
 
-# --- HAProxy ---------------------------------------------------------------------------------
+# --- HAProxy, socat, shellcheck and Chromium (the rollout report's browser test) ------------------
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
-if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
+have_chromium() { [ -x /usr/bin/chromium ]; }
+if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
+        || ! have_chromium; then
     SUDO=
     [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
     if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
-        say "installing haproxy, socat and shellcheck with apt"
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat shellcheck >/dev/null
+        if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
+            say "installing haproxy, socat and shellcheck with apt"
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat shellcheck >/dev/null
+        fi
+        if ! have_chromium; then
+            # Without recommends (printer, notification and power daemons); fonts so the page has text.
+            say "installing chromium with apt"
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                chromium fonts-liberation >/dev/null
+        fi
     fi
 fi
 have_haproxy || die "HAProxy is missing and could not be installed here. Install it as root: 'apt-get install -y haproxy socat' (Debian/Ubuntu; HAProxy >= 2.6), then run 'make venv' again."
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 say "haproxy: $("$HAPROXY" -v | head -1)"
+if have_chromium; then
+    say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+else
+    printf 'WARNING: %s\n' "/usr/bin/chromium is missing and could not be installed here (no root, no passwordless sudo or no apt). The rollout report's browser test (tests/integration/test_rollout_report.py) will fail until it is: install it as root with 'apt-get install -y --no-install-recommends chromium fonts-liberation', then run 'make venv' again." >&2
+fi

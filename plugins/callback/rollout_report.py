@@ -69,7 +69,8 @@ notes:
   - "Out of rotation: from the start of the first C(drain) task to the end of the last successful task from
     C(enable.yml) or C(haproxy/enable.yml) (in the C(enable) step or in a rollback); when the host never went back,
     to the end of the run."
-  - "C(rollout-report.json) schema (version 1), times in epoch seconds:
+  - "C(rollout-report.json) format (version 1; JSON Schema C(docs/rollout-report.schema.json) in the collection),
+    times in epoch seconds:
     C({schema_version: 1, playbook, start, end, seconds, steps: [step names in display order],
     batches: [{play, number, start, end, hosts: [names]}],
     hosts: {NAME: {name, batch, result, skipped, rolled_back, failed, message, start, end, seconds,
@@ -80,7 +81,10 @@ notes:
   - "A step's C(result) is C(ok), C(changed), C(failed) or C(rescued) (failed, then the block's rescue ran).
     A host's C(result) is C(changed), C(ok), C(skipped) (already on the target version), C(failed),
     C(rolled_back) (rolled back but not failed) or C(not_reached) (the rollout halted before its batch).
-    C(out_of_rotation.seconds) is null when the host was never drained. C(message) is only set for failed steps."
+    C(out_of_rotation.seconds) is null when the host was never drained. C(message) is only set for failed
+    and rescued steps."
+  - "In the HTML page, every step bar of the SVG timeline carries C(data-host), C(data-step) and C(data-result)
+    attributes; host labels and table rows carry C(data-host)."
 """
 
 import os  # noqa: E402

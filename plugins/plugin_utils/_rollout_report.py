@@ -393,9 +393,10 @@ class RolloutModel:
                 step_totals[k] = step_totals.get(k, 0.0) + v
             if h["out_of_rotation"]["seconds"] is not None:
                 outs.append(h["out_of_rotation"]["seconds"])
-        # Without any serial play (the role in a play of its own), the first play is the one batch.
+        # Without any serial play (the role in a play of its own), the first play is the one batch. A serial
+        # batch in which no host started the role (a later serial play of the playbook) is not listed.
         field = "hosts" if self.any_batched else "plain"
-        batched = [b for b in self.batches if b["batched"]] if self.any_batched else self.batches[:1]
+        batched = [b for b in self.batches if b["batched"] and b["hosts"]] if self.any_batched else self.batches[:1]
         batches = []
         for b in batched:
             batches.append(
@@ -513,7 +514,9 @@ tr.skipped td{color:#7b8794}
 
 def render_html(report):
     """A self-contained page: inline CSS, an inline SVG timeline, and the per-host table. Every string
-    from the run (host names, messages, the playbook) goes through html.escape."""
+    from the run (host names, messages, the playbook) goes through html.escape. For machines, the host
+    labels, out-of-rotation bands and table rows carry ``data-host``, and every step bar ``data-host``,
+    ``data-step`` and ``data-result``."""
     hosts = list(report["hosts"].values())
     t0 = report["start"]
     t1 = max([report["end"]] + [h["end"] for h in hosts if h["end"] is not None])
@@ -556,8 +559,8 @@ def render_html(report):
         y = top + i * row_h
         label = h["name"] if h["batch"] is None else "%s  (batch %s)" % (h["name"], h["batch"])
         parts.append(
-            '<text class="host" x="6" y="%d"><title>%s</title>%s</text>'
-            % (y + row_h // 2 + 4, _e("%s: %s" % (h["name"], h["result"])), _e(label))
+            '<text class="host" data-host="%s" x="6" y="%d"><title>%s</title>%s</text>'
+            % (_e(h["name"]), y + row_h // 2 + 4, _e("%s: %s" % (h["name"], h["result"])), _e(label))
         )
         if i % 2:
             parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="#f5f7fa"/>' % (gutter, y, width, row_h))
@@ -565,10 +568,11 @@ def render_html(report):
             ox, ow = x(iv["start"]), max(1.0, x(iv["end"]) - x(iv["start"]))
             state = "back in rotation" if iv["back_in_rotation"] else "still out of rotation at the end"
             parts.append(
-                '<rect class="out-of-rotation" x="%.1f" y="%d" width="%.1f" height="%d" fill="#d64545" '
+                '<rect class="out-of-rotation" data-host="%s" x="%.1f" y="%d" width="%.1f" height="%d" fill="#d64545" '
                 'fill-opacity="0.12" stroke="#d64545" stroke-opacity="0.5" stroke-dasharray="3 2">'
                 "<title>%s</title></rect>"
                 % (
+                    _e(h["name"]),
                     ox,
                     y + 1,
                     ow,
@@ -595,9 +599,22 @@ def render_html(report):
             elif s["result"] == "rescued":
                 stroke = ' stroke="#b00020" stroke-width="1.5" stroke-dasharray="3 2"'
             parts.append(
-                '<rect class="step step-%s result-%s" x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"%s>'
-                "<title>%s</title></rect>"
-                % (_e(s["step"]), _e(s["result"]), sx, y + 5, sw, row_h - 10, colour, stroke, _e(title))
+                '<rect class="step step-%s result-%s" data-host="%s" data-step="%s" data-result="%s" '
+                'x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"%s><title>%s</title></rect>'
+                % (
+                    _e(s["step"]),
+                    _e(s["result"]),
+                    _e(h["name"]),
+                    _e(s["step"]),
+                    _e(s["result"]),
+                    sx,
+                    y + 5,
+                    sw,
+                    row_h - 10,
+                    colour,
+                    stroke,
+                    _e(title),
+                )
             )
             if s["step"] == "rollback":
                 parts.append(
@@ -637,7 +654,7 @@ def render_html(report):
         ]
         cells += ["<td>%s</td>" % _e(_secs(h["step_seconds"].get(s))) for s in steps]
         cells.append('<td class="msg">%s</td>' % _e(h["message"] if h["failed"] or h["rolled_back"] else ""))
-        rows.append('<tr class="%s">%s</tr>' % (_e(cls), "".join(cells)))
+        rows.append('<tr class="%s" data-host="%s">%s</tr>' % (_e(cls), _e(h["name"]), "".join(cells)))
     head = "".join("<th>%s</th>" % _e(c) for c in ["host", "batch", "result", "out of rotation (s)"] + steps)
     head += "<th>message</th>"
     t = report["totals"]

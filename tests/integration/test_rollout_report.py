@@ -1,19 +1,30 @@
 """The rollout_report callback on real rollouts of a two-host demo fleet: a clean one, and one whose
-new release never becomes ready (rolled back, rollout halted)."""
+new release never becomes ready (rolled back, rollout halted).
+
+Every report is checked three ways: the JSON against docs/rollout-report.schema.json, the HTML parsed
+(every host and every step it ran in the SVG timeline and the table), and the page rendered by a real
+headless Chromium, without console errors or outside requests, to ``rollout-report.png`` in the test's
+tmp_path, whose pixels show the timeline's step colours."""
 
 import json
 import os
 import shutil
 import tempfile
+from html.parser import HTMLParser
 
+import jsonschema
 import pytest
+from headless_chromium import read_png, render
 
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import STEP_COLOURS
 from demo.fleet import APP_PY, Fleet, build_artifact
-from demo.rollout import run_playbook, write_inventory
+from demo.rollout import ROOT, run_playbook, write_inventory
 
 pytestmark = pytest.mark.integration
 
 TRANSACTION = ["drain", "stop", "deploy", "start", "ready", "enable"]
+SCHEMA_PATH = os.path.join(ROOT, "docs", "rollout-report.schema.json")
+TIMELINE_WIDTH = 900  # px of the SVG the run's span is drawn over (render_html)
 
 
 @pytest.fixture
@@ -54,7 +65,133 @@ def app_that_never_gets_ready(directory):
     return path
 
 
-def rollout_with_report(fleet, workdir, app_py=None):
+class Timeline(HTMLParser):
+    """The machine-readable marks of the report page: step bars (with their <title>), host labels and
+    out-of-rotation bands inside the SVG, and table rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_svg = 0
+        self.bars, self.labels, self.bands, self.rows = [], [], [], []
+        self._title_of = None
+        self._title = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg":
+            self.in_svg += 1
+        elif tag == "title" and self._title_of is not None:
+            self._title = []
+        elif "data-host" in a:
+            cls = (a.get("class") or "").split()
+            if "data-step" in a:
+                assert self.in_svg and "step" in cls, (tag, a)
+                self._title_of = {"host": a["data-host"], "step": a["data-step"], "result": a["data-result"]}
+                self.bars.append(self._title_of)
+            elif tag == "text" and "host" in cls:
+                assert self.in_svg, a
+                self.labels.append(a["data-host"])
+            elif "out-of-rotation" in cls:
+                assert self.in_svg, a
+                self.bands.append(a["data-host"])
+            elif tag == "tr":
+                assert not self.in_svg, a
+                self.rows.append(a["data-host"])
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self._title.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self.in_svg -= 1
+        elif tag == "title" and self._title is not None:
+            self._title_of["title"] = "".join(self._title)
+            self._title = self._title_of = None
+
+
+def check_json(report):
+    with open(SCHEMA_PATH) as f:
+        validator = jsonschema.Draft202012Validator(json.load(f))
+    errors = ["%s: %s" % (e.json_path, e.message) for e in validator.iter_errors(report)]
+    assert not errors, errors
+
+
+def check_html(report, page):
+    """Every host has a label, a table row and (when drained) an out-of-rotation band; every step it ran
+    is a bar, in order, titled with the host and the step."""
+    timeline = Timeline()
+    timeline.feed(page)
+    timeline.close()
+    hosts = list(report["hosts"])
+    assert hosts and timeline.labels == hosts and timeline.rows == hosts
+    drained = [n for n, h in report["hosts"].items() for _ in h["out_of_rotation"]["intervals"]]
+    assert timeline.bands == drained
+    expected = [(n, s["step"], s["result"]) for n, h in report["hosts"].items() for s in h["steps"]]
+    assert [(b["host"], b["step"], b["result"]) for b in timeline.bars] == expected
+    for bar in timeline.bars:
+        assert bar["title"].startswith("%s %s: " % (bar["host"], bar["step"])), bar
+
+
+def check_browser(report, html_path, out_dir):
+    """Chromium renders the page without errors, asks for nothing but the file itself, and draws it."""
+    url = "file://" + os.path.abspath(html_path)
+    png_path = os.path.join(out_dir, "rollout-report.png")
+    page = render(url, png_path, width=1400, height=900, clips={"timeline": "svg.timeline"})
+    assert page.errors == [], page.errors
+    assert page.warnings == [], page.warnings
+    assert set(page.requests) == {url}, page.requests
+
+    with open(png_path, "rb") as f:
+        width, height, colours = read_png(f.read())
+    assert (width, height) == (1400, 900)
+    background = max(colours.values())
+    assert len(colours) > 100 and background < 0.98 * width * height, (len(colours), background)
+
+    # The timeline itself: every step wide enough to have a pixel of its own colour shows it.
+    _w, _h, drawn = read_png(page.clips["timeline"])
+    span = max(report["end"] - report["start"], 0.001)
+    widest = {}
+    for h in report["hosts"].values():
+        for s in h["steps"]:
+            widest[s["step"]] = max(widest.get(s["step"], 0), s["seconds"] / span * TIMELINE_WIDTH)
+    wide = sorted(step for step, px in widest.items() if px >= 4)
+    assert {"drain", "ready"} <= set(wide), widest
+    missing = [step for step in wide if not drawn.get(bytes.fromhex(STEP_COLOURS[step][1:]))]
+    assert not missing, "step colours not in the timeline: %s (steps: %s)" % (missing, widest)
+
+
+def check_report(report, page, report_dir, out_dir):
+    """Schema, HTML structure and the browser; the files are kept next to the PNG in ``out_dir``."""
+    for name in ("rollout-report.json", "rollout-report.html"):
+        shutil.copy(os.path.join(report_dir, name), os.path.join(out_dir, name))
+    check_json(report)
+    check_html(report, page)
+    check_browser(report, os.path.join(out_dir, "rollout-report.html"), out_dir)
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ('throw new Error("zdt-page-error")', "uncaught: Error: zdt-page-error"),
+        ('console.error("zdt-console-error")', "console.error: zdt-console-error"),
+    ],
+)
+def test_browser_check_sees_page_errors(tmp_path, script, expected):
+    """The browser check can fail: an uncaught exception or a console error in the page is reported."""
+    html_path = tmp_path / "broken.html"
+    html_path.write_text("<!DOCTYPE html><html><body><p>report</p><script>%s</script></body></html>" % script)
+    page = render("file://%s" % html_path, str(tmp_path / "broken.png"))
+    assert len(page.errors) == 1 and page.errors[0].startswith(expected), page.errors
+    # and a damaged PNG is refused
+    png = bytearray(page.png)
+    assert read_png(bytes(png))[:2] == (1400, 900)
+    png[40] ^= 0xFF
+    with pytest.raises(ValueError, match="CRC"):
+        read_png(bytes(png))
+
+
+def rollout_with_report(fleet, workdir, out_dir, app_py=None):
     kwargs = {"app_py": app_py} if app_py else {}
     artifact, sha = build_artifact("v2", os.path.join(workdir, "artifacts"), **kwargs)
     inv = write_inventory(fleet, os.path.join(workdir, "inventory.yml"))
@@ -81,11 +218,13 @@ def rollout_with_report(fleet, workdir, app_py=None):
         raw = f.read()
     with open(os.path.join(report_dir, "rollout-report.html")) as f:
         page = f.read()
-    return proc, json.loads(raw), raw, page, artifact
+    report = json.loads(raw)
+    check_report(report, page, report_dir, out_dir)
+    return proc, report, raw, page, artifact
 
 
-def test_report_of_a_clean_rollout(fleet2, workdir):
-    proc, report, raw, page, artifact = rollout_with_report(fleet2, workdir)
+def test_report_of_a_clean_rollout(fleet2, workdir, tmp_path):
+    proc, report, raw, page, artifact = rollout_with_report(fleet2, workdir, str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert list(report["hosts"]) == ["app1", "app2"]
     for batch, name in enumerate(["app1", "app2"], start=1):
@@ -121,8 +260,10 @@ def test_report_of_a_clean_rollout(fleet2, workdir):
     assert any(line.split()[:3] == ["app2", "2", "changed"] for line in table), out[-2000:]
 
 
-def test_report_of_a_rolled_back_rollout(fleet2, workdir):
-    proc, report, _raw, page, _artifact = rollout_with_report(fleet2, workdir, app_that_never_gets_ready(workdir))
+def test_report_of_a_rolled_back_rollout(fleet2, workdir, tmp_path):
+    proc, report, _raw, page, _artifact = rollout_with_report(
+        fleet2, workdir, str(tmp_path), app_that_never_gets_ready(workdir)
+    )
     assert proc.returncode != 0, proc.stdout[-3000:]
     app1 = report["hosts"]["app1"]
     assert app1["result"] == "failed" and app1["failed"] and app1["rolled_back"], app1

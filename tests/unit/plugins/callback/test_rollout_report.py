@@ -1,12 +1,17 @@
 """The rollout report: step mapping, the timeline model fed with synthetic events, JSON and HTML."""
 
+import copy
 import json
+import os
+from html.parser import HTMLParser
 
+import jsonschema
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.callback import rollout_report as cb_mod
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (
     HIDDEN,
+    SCHEMA_VERSION,
     STEPS,
     RolloutModel,
     render_html,
@@ -18,6 +23,23 @@ from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_repo
 
 ROLE = "/c/ansible_collections/zerodowntime/rollout/roles/rolling_update/tasks/"
 PLAYBOOK = "/c/ansible_collections/zerodowntime/rollout/playbooks/rolling_update.yml"
+COLLECTION = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+)
+SCHEMA_PATH = os.path.join(COLLECTION, "docs", "rollout-report.schema.json")
+
+
+def schema_validator():
+    with open(SCHEMA_PATH) as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_valid(report):
+    """``report`` (through its JSON text, as written) follows docs/rollout-report.schema.json."""
+    errors = ["%s: %s" % (e.json_path, e.message) for e in schema_validator().iter_errors(json.loads(to_json(report)))]
+    assert not errors, errors
 
 
 # --------------------------------------------------------------------------- step mapping
@@ -137,8 +159,13 @@ def test_two_batches_in_order_with_out_of_rotation():
     run.transaction("app2", stabilize=True)
     run.play("Release the rollout lock", key="play3", batched=False)
     run.task("app1", PLAYBOOK + ":100", changed=True)
+    # a later serial play where no host starts the role adds no batch
+    for _ in range(2):
+        run.play("Revert the hosts this run updated", key="play4", batched=True)
+        run.task("app1", PLAYBOOK + ":140", status="skipped")
     run.m.finish(run.t)
     r = run.m.as_dict()
+    assert_valid(r)
 
     assert list(r["hosts"]) == ["app1", "app2"]
     a1, a2 = r["hosts"]["app1"], r["hosts"]["app2"]
@@ -207,6 +234,7 @@ def rollback_run(reenable=True):
 
 def test_rollback_is_marked_and_rescued_failure_kept():
     r, enabled_at = rollback_run()
+    assert_valid(r)
     a1 = r["hosts"]["app1"]
     names = [s["step"] for s in a1["steps"]]
     assert names == ["preflight", "preflight", "check", "drain", "stop", "deploy", "start", "ready", "rollback"]
@@ -231,6 +259,7 @@ def test_rollback_is_marked_and_rescued_failure_kept():
 
 def test_never_reenabled_host_is_out_of_rotation_until_the_end():
     r = rollback_run(reenable=False)[0]
+    assert_valid(r)
     out = r["hosts"]["app1"]["out_of_rotation"]
     assert out["intervals"][0]["back_in_rotation"] is False
     assert out["intervals"][0]["end"] == r["end"]
@@ -249,6 +278,7 @@ def test_skipped_host_and_unbatched_play():
         run.task("app1", rel, status="skipped")
     run.m.finish(run.t)
     r = run.m.as_dict()
+    assert_valid(r)
     a1 = r["hosts"]["app1"]
     assert (a1["result"], a1["skipped"], a1["batch"]) == ("skipped", True, 1)
     assert [s["step"] for s in a1["steps"]] == ["preflight", "check"]
@@ -263,6 +293,7 @@ def test_no_log_failure_hides_the_message_and_unreachable_fails():
     run.task("app2", "preflight.yml:2", status="unreachable", msg={"detail": "ssh: connect refused"})
     run.m.finish(run.t)
     r = run.m.as_dict()
+    assert_valid(r)
     assert r["hosts"]["app1"]["message"] == HIDDEN and "hunter2" not in to_json(r)
     assert r["hosts"]["app1"]["steps"][0]["message"] == HIDDEN
     assert r["hosts"]["app2"]["failed"] is True and "connect refused" in r["hosts"]["app2"]["message"]
@@ -302,6 +333,112 @@ def test_json_schema():
     assert set(data["totals"]) >= {"out_of_rotation_seconds", "max_out_of_rotation_seconds", "step_seconds"}
 
 
+def _break(path, value=None, delete=False):
+    """A mutation of a valid report: set (or delete) the item at ``path``, a tuple of keys."""
+
+    def mutate(report):
+        node = report
+        for key in path[:-1]:
+            node = node[key]
+        if delete:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+
+    return mutate
+
+
+def _move_step_seconds(report):
+    seconds = report["hosts"]["app1"]["step_seconds"]
+    seconds["warmup"] = seconds.pop("ready")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(_break(("hosts", "app1", "result"), delete=True), id="host without result"),
+        pytest.param(_break(("totals",), delete=True), id="no totals"),
+        pytest.param(_break(("schema_version",), delete=True), id="no schema_version"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "tasks"), delete=True), id="step without tasks"),
+        pytest.param(_break(("batches", 0, "hosts"), delete=True), id="batch without hosts"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "step"), "warmup"), id="unknown step name"),
+        pytest.param(_break(("steps", 0), "warmup"), id="unknown step in the step list"),
+        pytest.param(_move_step_seconds, id="unknown step in step_seconds"),
+        pytest.param(_break(("hosts", "app1", "result"), "done"), id="unknown host result"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "result"), "skipped"), id="unknown step result"),
+        pytest.param(_break(("hosts", "app1", "batch"), "1"), id="batch as a string"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "start"), None), id="step without a start time"),
+        pytest.param(_break(("hosts", "app1", "surprise"), 1), id="unknown host field"),
+        pytest.param(_break(("totals", "surprise"), 1), id="unknown totals field"),
+        pytest.param(_break(("schema_version",), SCHEMA_VERSION + 1), id="other schema version"),
+        pytest.param(_break(("hosts", "app1", "failed"), False), id="failed result but not failed"),
+        pytest.param(_break(("hosts", "app2", "skipped"), True), id="skipped flag on a not reached host"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "message"), "x"), id="message on an ok step"),
+        pytest.param(_break(("hosts", "app1", "steps", -1, "message"), delete=True), id="failed step, no message"),
+        pytest.param(_break(("hosts", "app2", "out_of_rotation", "seconds"), 1.0), id="out of rotation, no interval"),
+        pytest.param(_break(("hosts", "app1", "out_of_rotation", "intervals", 0, "end"), None), id="open interval"),
+        pytest.param(_break(("totals", "failed"), -1), id="negative count"),
+        pytest.param(_break(("hosts", "app1", "steps", 0, "tasks"), 0), id="step without tasks run"),
+    ],
+)
+def test_schema_rejects_a_broken_report(mutate):
+    report = json.loads(to_json(rollback_run()[0]))
+    validator = schema_validator()
+    assert not list(validator.iter_errors(report))
+    broken = copy.deepcopy(report)
+    mutate(broken)
+    assert broken != report
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(broken)
+
+
+def test_schema_matches_the_model():
+    with open(SCHEMA_PATH) as f:
+        schema = json.load(f)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    assert schema["$defs"]["step_name"]["enum"] == list(STEPS)
+    assert set(schema["required"]) == set(schema["properties"]) == set(rollback_run()[0])
+
+
+class _DataMarkers(HTMLParser):
+    """Every element carrying a ``data-host`` attribute, as (tag, attributes), and whether it is in the SVG."""
+
+    def __init__(self):
+        super().__init__()
+        self.marked = []
+        self.svg = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.svg += tag == "svg"
+        if "data-host" in attrs:
+            self.marked.append((tag, attrs, self.svg > 0))
+
+    def handle_endtag(self, tag):
+        self.svg -= tag == "svg"
+
+
+def _markers(page):
+    parser = _DataMarkers()
+    parser.feed(page)
+    parser.close()
+    return parser.marked
+
+
+def test_html_marks_every_host_and_step():
+    r = rollback_run()[0]
+    marked = _markers(render_html(r))
+    bars = [(a["data-host"], a["data-step"], a["data-result"]) for tag, a, in_svg in marked if "data-step" in a]
+    assert bars == [(h["name"], s["step"], s["result"]) for h in r["hosts"].values() for s in h["steps"]]
+    assert all(in_svg for tag, a, in_svg in marked if tag != "tr")
+    labels = [a["data-host"] for tag, a, _ in marked if tag == "text"]
+    rows = [a["data-host"] for tag, a, _ in marked if tag == "tr"]
+    assert labels == rows == ["app1", "app2"]
+    bands = [a["data-host"] for tag, a, _ in marked if "out-of-rotation" in a.get("class", "")]
+    assert bands == ["app1"]
+
+
 def test_html_escapes_every_string_and_marks_failures():
     evil = "<script>alert(1)</script>"
     run = Run()
@@ -312,7 +449,11 @@ def test_html_escapes_every_string_and_marks_failures():
     run.task(evil, "main.yml:94", tags=["rolling_update_rollback"])
     run.task(evil, "rollback.yml:46", status="failed", msg="halted <now>")
     run.m.finish(run.t)
-    page = render_html(run.m.as_dict())
+    report = run.m.as_dict()
+    assert_valid(report)
+    page = render_html(report)
+    # the attributes are escaped too, and parse back to the name
+    assert {a["data-host"] for _tag, a, _svg in _markers(page)} == {evil}
     assert "<script>" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "halted &lt;now&gt;" in page and "bad &lt;i&gt;thing&lt;/i&gt; &amp; &quot;quotes&quot;" in page
@@ -417,6 +558,7 @@ def test_callback_records_and_writes(tmp_path, monkeypatch):
     cb.v2_playbook_on_stats(None)
 
     data = json.loads((tmp_path / "out" / "rollout-report.json").read_text())
+    assert_valid(data)
     h = data["hosts"]["web<1>"]
     assert [s["step"] for s in h["steps"]] == ["drain", "stop", "ready", "rollback"]
     assert h["steps"][2] == {
