@@ -502,6 +502,7 @@ h1{font-size:20px;margin:0 0 4px}
 .legend i{display:inline-block;width:14px;height:10px;border-radius:2px}
 svg{font-size:12px;max-width:100%;height:auto}
 svg text{fill:#1f2933}
+svg text.failure{fill:#b00020}
 table{border-collapse:collapse;font-size:13px;margin-top:16px}
 th,td{border:1px solid #d9e2ec;padding:4px 8px;text-align:right}
 th:first-child,td:first-child,td.l{text-align:left}
