@@ -22,7 +22,7 @@ from demo.fleet import Fleet, build_artifact
 from demo.loadgen import LoadGenerator
 from demo.rollout import versions, write_inventory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)

@@ -18,7 +18,7 @@ from conftest import ROOT, destroy_fleet, make_fleet, short_tmpdir, stat, wait_f
 from demo.fleet import build_artifact, free_port, install_release, pid_alive, read_pidfile
 from demo.loadgen import LoadGenerator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 FLEET_PY = os.path.join(ROOT, "demo", "fleet.py")
 APP_CTL = os.path.join(ROOT, "demo", "bin", "app-ctl")

@@ -22,6 +22,8 @@ DISTRIBUTIONS = {"boto3": "boto3", "botocore": "botocore"}
 AMAZON_AWS_MODULE_UTILS = "ansible_collections.amazon.aws.plugins.module_utils"
 NOT_THIRD_PARTY = {"__future__", "ansible", "ansible_collections"}
 
+pytestmark = pytest.mark.latest_only  # ansible-builder does not depend on the ansible-core version
+
 
 def requirement_names(path):
     """Distribution names (lower case) in a pip requirements file; comments and blank lines skipped."""
