@@ -37,6 +37,8 @@ done
 "$BIN/ansible-doc" -t role zerodowntime.rollout.rolling_update | grep -q "rolling_update_version" \
     || { echo "ERROR: role argument spec not rendered"; exit 1; }
 echo "ansible-doc -t role zerodowntime.rollout.rolling_update: ok"
-# The playbook ships and resolves by its FQCN from the installed copy.
-"$BIN/ansible-playbook" --syntax-check -i localhost, zerodowntime.rollout.rolling_update >/dev/null
-echo "ansible-playbook --syntax-check zerodowntime.rollout.rolling_update: ok"
+# The playbooks ship and resolve by their FQCN from the installed copy.
+for pb in rolling_update plan; do
+    "$BIN/ansible-playbook" --syntax-check -i localhost, "zerodowntime.rollout.$pb" >/dev/null
+    echo "ansible-playbook --syntax-check zerodowntime.rollout.$pb: ok"
+done
