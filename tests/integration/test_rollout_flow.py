@@ -240,3 +240,13 @@ def test_manual_gate_answered_yes_at_a_terminal_rolls_on(fleet2, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert versions(fleet2) == {"app1": "v2", "app2": "v2"}
     assert not (tmp_path / "rollout.lock").exists()
+
+
+@pytest.mark.parametrize("serial", ["abc", "", "12.5%"])
+def test_a_bad_rollout_serial_is_refused_before_anything_is_read(tmp_path, serial):
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"app": {"hosts": {"app1": {"ansible_connection": "local"}}}}))
+    proc = run_playbook(str(inv), {"rolling_update_version": "v2", "rollout_serial": serial})
+    assert proc.returncode != 0
+    assert "rollout_serial" in proc.stdout and "Unexpected Exception" not in proc.stdout + proc.stderr, proc.stdout
+    assert "TASK [Check the rollout options]" not in proc.stdout  # it stopped at the first check
