@@ -14,28 +14,18 @@ until it is ``InService`` (registered) or no longer in service (deregistered) ev
 """
 
 import re
-import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import (
     DRAIN_MARGIN,
-    POLL_BACKOFF,
     POLL_INTERVAL,
-    POLL_JITTER,
-    POLL_MAX_INTERVAL,
-    AWSCaller,
-    chunks,
+    STATES,
+    LoadBalancerMembership,
     dedupe,
-    validate_wait,
+    describe_each,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
-    NotFoundError,
-    ValidationError,
-    WaitTimeout,
-)
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import NotFoundError, ValidationError
 
-STATES = ("registered", "deregistered")
 DEFAULT_TIMEOUT = 300
 # Our name for "the load balancer does not know the instance at all".
 ABSENT = "absent"
@@ -67,60 +57,48 @@ def _describe_health(health):
     return text
 
 
-class ClassicELBInstance:
-    """One EC2 instance in Classic ELBs.
+class ClassicELBInstance(LoadBalancerMembership):
+    """One EC2 instance in Classic ELBs: one entry per load balancer.
 
     :param client: boto3 ``elb`` client, or ``RetryingBotoClientWrapper`` around one (then ``aws_retry=True``).
-    :param clock: monotonic clock callable (default ``time.monotonic``).
-    :param sleep: sleep callable (default ``time.sleep``).
-    :param rand: callable returning a float in [0, 1), for poll jitter (default ``random.random``).
+        The other parameters are those of :class:`LoadBalancerMembership`.
     """
 
-    def __init__(self, client, aws_retry=False, clock=None, sleep=None, rand=None):
-        self.aws = AWSCaller(client, aws_retry=aws_retry)
-        self.clock = clock or time.monotonic
-        self.sleep = sleep or time.sleep
-        self.rand = rand
-        self.entries = []
-        self.changed = False
-
-    @property
-    def action(self):
-        """What the last AWS call was for (used in error messages)."""
-        return self.aws.action
+    MEMBER_KEY = "instance_id"
+    ENTRIES_KEY = "load_balancers"
+    LIST_OF = "Classic ELB names"
+    LIST_HINT = "names"
+    PREPOSITION = "on"
+    PLACES = "load balancer(s)"
+    NOWHERE = "with any Classic ELB"
+    DONE = {"registered": _is_in_service, "deregistered": _is_out}
+    AWAITED = {
+        "registered": "%s to be InService on every load balancer",
+        "deregistered": "%s to be out of service (deregistered, connections drained) on every load balancer",
+    }
+    TIMEOUT_HINT = {
+        "registered": " The ELB health check does not pass: check the application and the reason above.",
+        "deregistered": " Connections are still draining: raise timeout, or lower the connection-draining timeout.",
+    }
+    REACHED = {"registered": "InService", "deregistered": "Out of service"}
 
     # ------------------------------------------------------------------ reads
 
     def _describe_load_balancers(self, **params):
-        found = []
-        marker = None
-        while True:
-            if marker:
-                params["Marker"] = marker
-            page = self.aws.call("describe_load_balancers", "describe load balancers", **params)
-            found.extend(page.get("LoadBalancerDescriptions") or [])
-            marker = page.get("NextMarker")
-            if not marker:
-                return found
+        return self.aws.pages(
+            "describe_load_balancers", "describe load balancers", "LoadBalancerDescriptions", **params
+        )
 
     def describe_load_balancers(self, names):
         """``{name: [instance ids]}`` for the named ELBs; every unknown one is named in one NotFoundError."""
         names = dedupe(names)
-        found = {}
-        missing = []
-        for batch in chunks(names, _DESCRIBE_BATCH):
-            try:
-                descriptions = self._describe_load_balancers(LoadBalancerNames=batch)
-            except is_boto3_error_code(_NOT_FOUND_CODES):
-                # One unknown name fails the whole batch: ask one by one to name every missing one.
-                descriptions = []
-                for name in batch:
-                    try:
-                        descriptions.extend(self._describe_load_balancers(LoadBalancerNames=[name]))
-                    except is_boto3_error_code(_NOT_FOUND_CODES):
-                        missing.append(name)
-            for lb in descriptions:
-                found[lb["LoadBalancerName"]] = [i["InstanceId"] for i in lb.get("Instances") or []]
+        descriptions, missing = describe_each(
+            lambda batch: self._describe_load_balancers(LoadBalancerNames=batch),
+            names,
+            _DESCRIBE_BATCH,
+            _NOT_FOUND_CODES,
+        )
+        found = {lb["LoadBalancerName"]: [i["InstanceId"] for i in lb.get("Instances") or []] for lb in descriptions}
         if missing:
             raise NotFoundError(
                 "Classic load balancer(s) not found: %s. Nothing was changed on any load balancer."
@@ -167,10 +145,6 @@ class ClassicELBInstance:
 
     # ------------------------------------------------------------------ the task
 
-    def partial_result(self):
-        """What is known after a failure: whether something changed, and the load balancers handled so far."""
-        return {"changed": self.changed, "load_balancers": self.entries, "api_calls": self.aws.api_calls}
-
     def ensure(
         self,
         instance_id,
@@ -190,25 +164,11 @@ class ClassicELBInstance:
         start = self.clock()
         if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
             raise ValidationError("instance_id must be an EC2 instance id (i-...), got %r." % (instance_id,))
-        if state not in STATES:
-            raise ValidationError("Invalid state %r: use one of %s." % (state, ", ".join(STATES)))
-        validate_wait(timeout, poll_interval, allow_none_timeout=False)
-        if load_balancers is not None:
-            if not isinstance(load_balancers, (list, tuple)) or not all(
-                isinstance(n, str) and n.strip() for n in load_balancers
-            ):
-                raise ValidationError("load_balancers must be a list of Classic ELB names.")
-            if not load_balancers:
-                raise ValidationError("load_balancers is empty: list names, or omit it to discover them.")
+        self._validate(state, timeout, poll_interval, load_balancers, allow_none_timeout=False)
 
         if load_balancers is None:
             known = [(name, [instance_id]) for name in self.discover(instance_id)]
-            if not known and state == "registered":
-                raise ValidationError(
-                    "%s is not registered with any Classic ELB, so there is nothing to discover: list load_balancers "
-                    "to register it. Nothing was changed." % instance_id,
-                    changed=False,
-                )
+            self._refuse_empty_discovery(instance_id, state, known)
         else:
             known = self.describe_load_balancers(list(load_balancers))
 
@@ -258,37 +218,25 @@ class ClassicELBInstance:
                         % (timeout, needed, longest)
                     )
 
-        if check_mode:
-            for entry in entries:
-                entry["after"] = self._predict(entry, state, wait)
-            return self._finish(result, start, diff, check_mode=True)
+        return self._run(result, start, wait, poll_interval, check_mode, diff)
 
+    def _apply(self, member, state):
+        """Register or deregister the instance (``member``) on each load balancer whose entry says ``changed``."""
         verb = "register" if state == "registered" else "deregister"
         operation = (
             "register_instances_with_load_balancer"
             if state == "registered"
             else "deregister_instances_from_load_balancer"
         )
-        for entry in entries:
+        for entry in self.entries:
             if entry["changed"]:
                 self.aws.call(
                     operation,
-                    "%s %s on load balancer %s" % (verb, instance_id, entry["load_balancer_name"]),
+                    "%s %s on load balancer %s" % (verb, member, entry["load_balancer_name"]),
                     LoadBalancerName=entry["load_balancer_name"],
-                    Instances=[{"InstanceId": instance_id}],
+                    Instances=[{"InstanceId": member}],
                 )
                 self.changed = True  # from here on, a failure reports that something was changed
-
-        if wait and entries:
-            result["waited"] = True
-            self._wait(entries, instance_id, state, result, poll_interval, start)
-        elif changed:
-            for entry in entries:
-                self._observe(entry, instance_id, state)
-        else:
-            for entry in entries:
-                entry["after"] = dict(entry["before"])
-        return self._finish(result, start, diff)
 
     @staticmethod
     def _predict(entry, state, wait):
@@ -298,136 +246,40 @@ class ClassicELBInstance:
         after["registered"] = state == "registered"
         return after
 
-    def _observe(self, entry, instance_id, state):
-        after = self.instance_health(entry["load_balancer_name"], instance_id)
+    def _units(self):
+        return list(self.entries)
+
+    def _observe(self, unit, member, state):
+        """Read the instance's (``member``'s) health on one load balancer (``unit``, its entry); set the entry's
+        ``after`` and return ``[entry]``."""
+        after = self.instance_health(unit["load_balancer_name"], member)
         if state == "deregistered" and after["state"] == "Unknown":
             after = _health()
         after["registered"] = state == "registered"
-        entry["after"] = after
+        unit["after"] = after
+        return [unit]
 
-    def _wait(self, entries, instance_id, state, result, poll_interval, start):
-        done_when = _is_in_service if state == "registered" else _is_out
-        pending = list(entries)
+    @staticmethod
+    def _label(entry):
+        return entry["load_balancer_name"]
 
-        def probe():
-            for entry in list(pending):
-                self._observe(entry, instance_id, state)
-                if done_when(entry["after"]):
-                    pending.remove(entry)  # done for good: no more reads of this load balancer
-            return [e["after"] for e in entries]
+    # The hook of LoadBalancerMembership that is this module's plain function.
+    _describe_health = staticmethod(_describe_health)
 
-        what = "%s to be %s on every load balancer" % (
-            instance_id,
-            "InService" if state == "registered" else "out of service (deregistered, connections drained)",
-        )
-        try:
-            outcome = wait_for(
-                probe,
-                lambda _afters: not pending,
-                timeout=result["timeout"],
-                poll_interval=poll_interval,
-                backoff=POLL_BACKOFF,
-                max_interval=max(POLL_MAX_INTERVAL, poll_interval),
-                jitter=POLL_JITTER,
-                clock=self.clock,
-                sleep=self.sleep,
-                rand=self.rand,
-                describe=lambda _afters: "; ".join(
-                    "%s %s%s"
-                    % (e["load_balancer_name"], _describe_health(e["after"]), "" if e not in pending else " [waiting]")
-                    for e in entries
-                ),
-                what=what,
-            )
-            result["polls"] = outcome.attempts
-        except WaitTimeout as exc:
-            hint = (
-                " The ELB health check does not pass: check the application and the reason above."
-                if state == "registered"
-                else " Connections are still draining: raise timeout, or lower the connection-draining timeout."
-            )
-            error = WaitTimeout(
-                "%s%s %s" % (exc.msg, hint, "The change was made." if self.changed else "Nothing was changed."),
-                last_state=exc.last_state,
-                elapsed=exc.elapsed,
-                attempts=exc.attempts,
-            )
-            error.details.update(
-                changed=self.changed,
-                load_balancers=entries,
-                polls=exc.attempts,
-                timeout=result["timeout"],
-                timed_out=True,
-                elapsed=round(self.clock() - start, 3),
-                api_calls=self.aws.api_calls,
-            )
-            raise error from None
+    @staticmethod
+    def _diff_view(health):
+        return {"registered": health.get("registered"), "state": health.get("state")}
 
-    def _finish(self, result, start, diff, check_mode=False):
-        entries = result["load_balancers"]
+    def _summarize(self, result):
         if result["state"] == "registered":
-            result["load_balancer_names"] = [e["load_balancer_name"] for e in entries]
+            result["load_balancer_names"] = [e["load_balancer_name"] for e in self.entries]
         else:
-            result["load_balancer_names"] = [e["load_balancer_name"] for e in entries if e["before"]["registered"]]
-        result["elapsed"] = round(self.clock() - start, 3)
-        result["api_calls"] = self.aws.api_calls
-        if diff:
-            result["diff"] = {
-                "before": {
-                    e["load_balancer_name"]: {"registered": e["before"]["registered"], "state": e["before"]["state"]}
-                    for e in entries
-                },
-                "after": {
-                    e["load_balancer_name"]: {
-                        "registered": (e["after"] or {}).get("registered"),
-                        "state": (e["after"] or {}).get("state"),
-                    }
-                    for e in entries
-                },
-            }
-        result["msg"] = _message(result, check_mode)
-        return result
+            result["load_balancer_names"] = [e["load_balancer_name"] for e in self.entries if e["before"]["registered"]]
 
-
-def _message(result, check_mode):
-    instance_id = result["instance_id"]
-    entries = result["load_balancers"]
-    if not entries:
-        return "%s is not registered with any Classic ELB; nothing to do." % instance_id
-    changed = [e["load_balancer_name"] for e in entries if e["changed"]]
-    verb = "register" if result["state"] == "registered" else "deregister"
-    if check_mode:
-        if changed:
-            return "Would %s %s on %s (check mode: nothing changed, nothing waited for)." % (
-                verb,
-                instance_id,
-                ", ".join(changed),
-            )
-        return "%s is already %s on all %d load balancer(s); nothing would change." % (
-            instance_id,
-            result["state"],
-            len(entries),
-        )
-    if changed:
-        msg = "%sed %s on %s." % (verb.capitalize(), instance_id, ", ".join(changed))
-    else:
-        msg = "%s was already %s on all %d load balancer(s); nothing changed." % (
-            instance_id,
-            result["state"],
-            len(entries),
-        )
-    if result["timeout_extended"]:
-        msg += " Timeout raised to %ss for connection draining (%ss)." % (
+    def _message_extra(self, result):
+        if not result["timeout_extended"]:
+            return ""
+        return " Timeout raised to %ss for connection draining (%ss)." % (
             result["timeout"],
             result["connection_draining_timeout"],
         )
-    if result["waited"]:
-        msg += " %s everywhere after %.1fs (%d poll%s, %d AWS call%s)." % (
-            "InService" if result["state"] == "registered" else "Out of service",
-            result["elapsed"],
-            result["polls"],
-            "" if result["polls"] == 1 else "s",
-            result["api_calls"],
-            "" if result["api_calls"] == 1 else "s",
-        )
-    return msg

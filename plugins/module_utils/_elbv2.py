@@ -15,28 +15,18 @@ the target is ``healthy`` (registered) or done draining (deregistered) in every 
 
 import ipaddress
 import re
-import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import (
     DRAIN_MARGIN,
-    POLL_BACKOFF,
     POLL_INTERVAL,
-    POLL_JITTER,
-    POLL_MAX_INTERVAL,
-    AWSCaller,
-    chunks,
+    STATES,
+    LoadBalancerMembership,
     dedupe,
-    validate_wait,
+    describe_each,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
-    NotFoundError,
-    ValidationError,
-    WaitTimeout,
-)
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import NotFoundError, ValidationError
 
-STATES = ("registered", "deregistered")
 DEFAULT_REGISTER_TIMEOUT = 300
 # The deregistration delay AWS applies when the attribute cannot be read.
 DEFAULT_DEREGISTRATION_DELAY = 300
@@ -134,30 +124,49 @@ def _check_target_type(target_id, group):
     return None
 
 
-class ELBv2Targets:
-    """One target in ELBv2 target groups.
+def _entry_group(entry):
+    return {"arn": entry["target_group_arn"], "name": entry["target_group_name"]}
+
+
+def _predict(entry, state, wait):
+    """What check mode expects: the target after the change (and after the wait, when waiting)."""
+    if not entry["changed"] and not wait:
+        return dict(entry["before"])
+    if state == "registered":
+        return {"state": "healthy" if wait else "initial", "reason": None, "description": None}
+    return {"state": ABSENT if wait else "draining", "reason": None, "description": None}
+
+
+class ELBv2Targets(LoadBalancerMembership):
+    """One target in ELBv2 target groups: one entry per target group and port.
 
     :param client: boto3 ``elbv2`` client, or ``RetryingBotoClientWrapper`` around one (then ``aws_retry=True``).
-    :param clock: monotonic clock callable (default ``time.monotonic``).
-    :param sleep: sleep callable (default ``time.sleep``).
-    :param rand: callable returning a float in [0, 1), for poll jitter (default ``random.random``).
+        The other parameters are those of :class:`LoadBalancerMembership`.
     """
 
+    MEMBER_KEY = "target_id"
+    ENTRIES_KEY = "target_groups"
+    LIST_OF = "target group names or ARNs"
+    LIST_HINT = "names or ARNs"
+    PREPOSITION = "in"
+    PLACES = "target group(s)"
+    NOWHERE = "in any target group"
+    DONE = {"registered": _is_healthy, "deregistered": _is_drained}
+    AWAITED = {
+        "registered": "%s to be healthy in every target group",
+        "deregistered": "%s to be deregistered (done draining) in every target group",
+    }
+    TIMEOUT_HINT = {
+        "registered": " The target group's health check does not pass: check the application and the reason above.",
+        "deregistered": " The target is still draining: raise timeout, or lower the deregistration delay.",
+    }
+    REACHED = {"registered": "Healthy", "deregistered": "Done draining"}
+
     def __init__(self, client, aws_retry=False, clock=None, sleep=None, rand=None):
-        self.aws = AWSCaller(client, aws_retry=aws_retry)
-        self.clock = clock or time.monotonic
-        self.sleep = sleep or time.sleep
-        self.rand = rand
-        self.entries = []
-        self.changed = False
+        super().__init__(client, aws_retry=aws_retry, clock=clock, sleep=sleep, rand=rand)
         self.members = {}  # target group ARN -> every target of the group, as last read
 
     # ------------------------------------------------------------------ reads
-
-    @property
-    def action(self):
-        """What the last AWS call was for (used in error messages)."""
-        return self.aws.action
 
     def describe_groups(self, refs):
         """Target groups by name or ARN, in the order given. Every unknown one is named in one NotFoundError."""
@@ -167,21 +176,17 @@ class ELBv2Targets:
         found = {}
         missing = []
         for key, batch_refs in (("TargetGroupArns", arns), ("Names", names)):
-            for batch in chunks(batch_refs, _DESCRIBE_BATCH):
-                try:
-                    groups = self._describe_target_groups(**{key: batch})
-                except is_boto3_error_code(_NOT_FOUND_CODES):
-                    # One unknown group fails the whole batch: ask one by one to name every missing one.
-                    groups = []
-                    for ref in batch:
-                        try:
-                            groups.extend(self._describe_target_groups(**{key: [ref]}))
-                        except is_boto3_error_code(_NOT_FOUND_CODES):
-                            missing.append(ref)
-                for raw in groups:
-                    group = _group_summary(raw)
-                    found[group["arn"]] = group
-                    found[group["name"]] = group
+            groups, not_found = describe_each(
+                lambda batch, key=key: self._describe_target_groups(**{key: batch}),
+                batch_refs,
+                _DESCRIBE_BATCH,
+                _NOT_FOUND_CODES,
+            )
+            missing.extend(not_found)
+            for raw in groups:
+                group = _group_summary(raw)
+                found[group["arn"]] = group
+                found[group["name"]] = group
         if missing:
             raise NotFoundError(
                 "Target group(s) not found (or not a valid name or ARN): %s. Nothing was changed in any target group."
@@ -189,19 +194,10 @@ class ELBv2Targets:
                 changed=False,
                 missing_target_groups=missing,
             )
-        return _dedupe_groups(found[ref] for ref in refs)
+        return dedupe((found[ref] for ref in refs), key=lambda group: group["arn"])
 
     def _describe_target_groups(self, **params):
-        groups = []
-        marker = None
-        while True:
-            if marker:
-                params["Marker"] = marker
-            page = self.aws.call("describe_target_groups", "describe target groups", **params)
-            groups.extend(page.get("TargetGroups") or [])
-            marker = page.get("NextMarker")
-            if not marker:
-                return groups
+        return self.aws.pages("describe_target_groups", "describe target groups", "TargetGroups", **params)
 
     def all_groups(self):
         """Every target group of the account and region (paginated)."""
@@ -257,10 +253,6 @@ class ELBv2Targets:
 
     # ------------------------------------------------------------------ the task
 
-    def partial_result(self):
-        """What is known after a failure: whether something changed, and the groups handled so far."""
-        return {"changed": self.changed, "target_groups": self.entries, "api_calls": self.aws.api_calls}
-
     def ensure(
         self,
         target_id,
@@ -280,26 +272,12 @@ class ELBv2Targets:
         """
         start = self.clock()
         _validate_target(target_id, port)
-        if state not in STATES:
-            raise ValidationError("Invalid state %r: use one of %s." % (state, ", ".join(STATES)))
-        validate_wait(timeout, poll_interval)
-        if target_groups is not None:
-            if not isinstance(target_groups, (list, tuple)) or not all(
-                isinstance(ref, str) and ref.strip() for ref in target_groups
-            ):
-                raise ValidationError("target_groups must be a list of target group names or ARNs.")
-            if not target_groups:
-                raise ValidationError("target_groups is empty: list names or ARNs, or omit it to discover them.")
+        self._validate(state, timeout, poll_interval, target_groups)
 
         # Resolve, read and check everything before any change.
         if target_groups is None:
             found = self.discover(target_id)
-            if not found and state == "registered":
-                raise ValidationError(
-                    "%s is not registered in any target group, so there is nothing to discover: list target_groups "
-                    "to register it. Nothing was changed." % target_id,
-                    changed=False,
-                )
+            self._refuse_empty_discovery(target_id, state, found)
         else:
             groups = self.describe_groups(list(target_groups))
             problems = [p for p in (_check_target_type(target_id, g) for g in groups) if p]
@@ -331,23 +309,7 @@ class ELBv2Targets:
 
         if wait and entries:
             result["timeout"] = self._effective_timeout(entries, state, timeout, result)
-
-        if check_mode:
-            for entry in entries:
-                entry["after"] = _predict(entry, state, wait)
-            return self._finish(result, start, diff, check_mode=True)
-
-        self._apply(entries, target_id, state)
-
-        if wait and entries:
-            result["waited"] = True
-            self._wait(entries, target_id, state, result, poll_interval, start)
-        elif changed:
-            self._read_after(entries, target_id)
-        else:
-            for entry in entries:
-                entry["after"] = dict(entry["before"])
-        return self._finish(result, start, diff)
+        return self._run(result, start, wait, poll_interval, check_mode, diff)
 
     def _effective_timeout(self, entries, state, timeout, result):
         """``timeout``, or its default: 300 s to become healthy; the longest deregistration delay + 60 s to drain."""
@@ -399,177 +361,50 @@ class ELBv2Targets:
                 )
         return entries
 
-    def _apply(self, entries, target_id, state):
+    def _apply(self, member, state):
+        """Register or deregister the target (``member``) in each group where an entry says ``changed``."""
         operation = "register_targets" if state == "registered" else "deregister_targets"
         verb = "register" if state == "registered" else "deregister"
-        for arn in dedupe(e["target_group_arn"] for e in entries if e["changed"]):
-            todo = [e for e in entries if e["target_group_arn"] == arn and e["changed"]]
+        for arn in dedupe(e["target_group_arn"] for e in self.entries if e["changed"]):
+            todo = [e for e in self.entries if e["target_group_arn"] == arn and e["changed"]]
             self.aws.call(
                 operation,
-                "%s %s in target group %s" % (verb, target_id, todo[0]["target_group_name"]),
+                "%s %s in target group %s" % (verb, member, todo[0]["target_group_name"]),
                 TargetGroupArn=arn,
-                Targets=[{"Id": target_id, "Port": e["port"]} for e in todo],
+                Targets=[{"Id": member, "Port": e["port"]} for e in todo],
             )
             self.changed = True  # from here on, a failure reports that something was changed
 
-    def _observe(self, entries, target_id, arns):
-        """Read the groups in ``arns`` once; set each of their entries' ``after``."""
-        for arn in arns:
-            members = [e for e in entries if e["target_group_arn"] == arn]
-            descriptions = self.target_descriptions(_entry_group(members[0]), target_id)
-            by_port = {}
-            for description in descriptions:
-                by_port.setdefault(description["Target"].get("Port"), description)
-            for entry in members:
-                entry["after"] = _health(by_port.get(entry["port"]))
+    def _units(self):
+        return dedupe(e["target_group_arn"] for e in self.entries)
 
-    def _read_after(self, entries, target_id):
-        self._observe(entries, target_id, dedupe(e["target_group_arn"] for e in entries))
+    def _observe(self, unit, member, _state):
+        """Read one target group (``unit``, its ARN) for the target (``member``); set the ``after`` of the group's
+        entries (one per port) and return them."""
+        group_entries = [e for e in self.entries if e["target_group_arn"] == unit]
+        descriptions = self.target_descriptions(_entry_group(group_entries[0]), member)
+        by_port = {}
+        for description in descriptions:
+            by_port.setdefault(description["Target"].get("Port"), description)
+        for entry in group_entries:
+            entry["after"] = _health(by_port.get(entry["port"]))
+        return group_entries
 
-    def _wait(self, entries, target_id, state, result, poll_interval, start):
-        done_when = _is_healthy if state == "registered" else _is_drained
-        pending = dedupe(e["target_group_arn"] for e in entries)
-        polls = {"count": 0}
-
-        def probe():
-            polls["count"] += 1
-            self._observe(entries, target_id, list(pending))
-            for arn in list(pending):
-                if all(done_when(e["after"]) for e in entries if e["target_group_arn"] == arn):
-                    pending.remove(arn)  # done for good: no more reads of this group
-            return [e["after"] for e in entries]
-
-        what = "%s to be %s in every target group" % (
-            target_id,
-            "healthy" if state == "registered" else "deregistered (done draining)",
-        )
-        try:
-            outcome = wait_for(
-                probe,
-                lambda _afters: not pending,
-                timeout=result["timeout"],
-                poll_interval=poll_interval,
-                backoff=POLL_BACKOFF,
-                max_interval=max(POLL_MAX_INTERVAL, poll_interval),
-                jitter=POLL_JITTER,
-                clock=self.clock,
-                sleep=self.sleep,
-                rand=self.rand,
-                describe=lambda _afters: self._describe_entries(entries, done_when),
-                what=what,
-            )
-            result["polls"] = outcome.attempts
-        except WaitTimeout as exc:
-            result["polls"] = exc.attempts
-            hint = (
-                " The target group's health check does not pass: check the application and the reason above."
-                if state == "registered"
-                else " The target is still draining: raise timeout, or lower the deregistration delay."
-            )
-            error = WaitTimeout(
-                "%s%s %s" % (exc.msg, hint, "The change was made." if self.changed else "Nothing was changed."),
-                last_state=exc.last_state,
-                elapsed=exc.elapsed,
-                attempts=exc.attempts,
-            )
-            error.details.update(
-                changed=self.changed,
-                target_groups=entries,
-                polls=exc.attempts,
-                timeout=result["timeout"],
-                timed_out=True,
-                elapsed=round(self.clock() - start, 3),
-                api_calls=self.aws.api_calls,
-            )
-            raise error from None
+    # The hooks of LoadBalancerMembership that are this module's plain functions.
+    _label = staticmethod(_key)
+    _describe_health = staticmethod(_describe_health)
+    _predict = staticmethod(_predict)
 
     @staticmethod
-    def _describe_entries(entries, done_when):
-        parts = []
-        for entry in entries:
-            after = entry["after"] or _health(None)
-            mark = "" if done_when(after) else " [waiting]"
-            parts.append("%s %s%s" % (_key(entry), _describe_health(after), mark))
-        return "; ".join(parts)
+    def _diff_view(health):
+        return health.get("state")  # per group:port, the health state only
 
-    def _finish(self, result, start, diff, check_mode=False):
-        entries = result["target_groups"]
+    def _summarize(self, result):
         # Where the target is (registered) or was before this task (deregistered).
-        kept = [e for e in entries if result["state"] == "registered" or e["before"]["state"] != ABSENT]
+        kept = [e for e in self.entries if result["state"] == "registered" or e["before"]["state"] != ABSENT]
         by_port = {}
         for entry in kept:
             by_port.setdefault(entry["port"], [])
             if entry["target_group_arn"] not in by_port[entry["port"]]:
                 by_port[entry["port"]].append(entry["target_group_arn"])
         result["registrations"] = [{"port": p, "target_groups": arns} for p, arns in by_port.items()]
-        result["elapsed"] = round(self.clock() - start, 3)
-        result["api_calls"] = self.aws.api_calls
-        if diff:
-            result["diff"] = {
-                "before": {_key(e): e["before"]["state"] for e in entries},
-                "after": {_key(e): (e["after"] or {}).get("state") for e in entries},
-            }
-        result["msg"] = _message(result, check_mode)
-        return result
-
-
-def _dedupe_groups(groups):
-    out = []
-    seen = set()
-    for group in groups:
-        if group["arn"] not in seen:
-            seen.add(group["arn"])
-            out.append(group)
-    return out
-
-
-def _entry_group(entry):
-    return {"arn": entry["target_group_arn"], "name": entry["target_group_name"]}
-
-
-def _predict(entry, state, wait):
-    """What check mode expects: the target after the change (and after the wait, when waiting)."""
-    if not entry["changed"] and not wait:
-        return dict(entry["before"])
-    if state == "registered":
-        return {"state": "healthy" if wait else "initial", "reason": None, "description": None}
-    return {"state": ABSENT if wait else "draining", "reason": None, "description": None}
-
-
-def _message(result, check_mode):
-    target_id = result["target_id"]
-    entries = result["target_groups"]
-    if not entries:
-        return "%s is not registered in any target group; nothing to do." % target_id
-    changed = [_key(e) for e in entries if e["changed"]]
-    verb = "register" if result["state"] == "registered" else "deregister"
-    if check_mode:
-        if changed:
-            return "Would %s %s in %s (check mode: nothing changed, nothing waited for)." % (
-                verb,
-                target_id,
-                ", ".join(changed),
-            )
-        return "%s is already %s in all %d target group(s); nothing would change." % (
-            target_id,
-            result["state"],
-            len(entries),
-        )
-    if changed:
-        msg = "%sed %s in %s." % (verb.capitalize(), target_id, ", ".join(changed))
-    else:
-        msg = "%s was already %s in all %d target group(s); nothing changed." % (
-            target_id,
-            result["state"],
-            len(entries),
-        )
-    if result["waited"]:
-        msg += " %s everywhere after %.1fs (%d poll%s, %d AWS call%s)." % (
-            "Healthy" if result["state"] == "registered" else "Done draining",
-            result["elapsed"],
-            result["polls"],
-            "" if result["polls"] == 1 else "s",
-            result["api_calls"],
-            "" if result["api_calls"] == 1 else "s",
-        )
-    return msg

@@ -211,20 +211,13 @@ diff:
   type: dict
 """
 
-try:  # noqa: SIM105 - amazon.aws's idiom, botocore is imported for its exception classes
-    import botocore
-except ImportError:
-    pass  # reported by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import POLL_INTERVAL  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import POLL_INTERVAL, run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import (  # noqa: E402
     DEFAULT_TIMEOUT,
     STATES,
     ClassicELBInstance,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 
 
 def argument_spec():
@@ -239,29 +232,9 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    elb = ClassicELBInstance(module.client("elb", retry_decorator=AWSRetry.jittered_backoff()), aws_retry=True)
-    try:
-        result = elb.ensure(
-            instance_id=params["instance_id"],
-            state=params["state"],
-            load_balancers=params["load_balancers"],
-            wait=params["wait"],
-            timeout=params["timeout"],
-            poll_interval=params["poll_interval"],
-            check_mode=module.check_mode,
-            diff=module._diff,
-        )
-    except RolloutError as exc:
-        details = dict(exc.details)
-        details.setdefault("api_calls", elb.aws.api_calls)
-        module.fail_json(msg=exc.msg, **details)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        module.fail_json_aws(exc, msg="Failed to %s" % elb.action, **elb.partial_result())
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    spec = argument_spec()
+    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
+    run_module(module, "elb", ClassicELBInstance, {name: module.params[name] for name in spec})
 
 
 if __name__ == "__main__":

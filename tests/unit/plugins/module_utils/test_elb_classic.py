@@ -273,3 +273,92 @@ def test_no_wait_reads_the_state_once_after_the_change():
     assert result["waited"] is False
     assert result["load_balancers"][0]["before"]["state"] == "absent"
     assert result["load_balancers"][0]["after"]["state"] == "OutOfService"
+
+
+def test_messages_when_nothing_changes():
+    h = Harness()
+    h.lbs([lb("web", INSTANCE)], LoadBalancerNames=["web"])
+    h.health("web", "InService")
+    result = h.run(check_mode=True)
+    assert result["msg"] == "i-0123456789abcdef0 is already registered on all 1 load balancer(s); nothing would change."
+
+    h = Harness()
+    h.lbs([lb("web", INSTANCE)], LoadBalancerNames=["web"])
+    h.health("web", "InService")
+    h.health("web", "InService")
+    result = h.run()
+    assert result["msg"] == (
+        "i-0123456789abcdef0 was already registered on all 1 load balancer(s); nothing changed. "
+        "InService everywhere after 0.0s (1 poll, 3 AWS calls)."
+    )
+
+    h.lbs([lb("web", OTHER)])
+    result = h.run(state="deregistered", load_balancers=None)
+    assert result["msg"] == "i-0123456789abcdef0 is not registered with any Classic ELB; nothing to do."
+    assert result["waited"] is False
+    h.done()
+
+
+def test_register_without_wait_message_and_diff():
+    h = Harness()
+    h.lbs([lb("web")], LoadBalancerNames=["web"])
+    h.invalid_instance("web")
+    h.change("register_instances_with_load_balancer", "web")
+    h.health("web", "OutOfService", "ELB", "Instance registration is still in progress.")
+    result = h.run(wait=False, diff=True)
+    h.done()
+    assert result["msg"] == "Registered i-0123456789abcdef0 on web."
+    assert result["diff"] == {
+        "before": {"web": {"registered": False, "state": "absent"}},
+        "after": {"web": {"registered": True, "state": "OutOfService"}},
+    }
+    assert list(result) == [
+        "changed",
+        "instance_id",
+        "state",
+        "load_balancers",
+        "load_balancer_names",
+        "timeout",
+        "timeout_extended",
+        "connection_draining_timeout",
+        "waited",
+        "elapsed",
+        "polls",
+        "api_calls",
+        "warnings",
+        "diff",
+        "msg",
+    ]
+
+
+def test_message_and_timeout_when_one_load_balancer_is_still_draining():
+    h = Harness()
+    h.lbs([lb("web", INSTANCE), lb("api", INSTANCE)], LoadBalancerNames=["web", "api"])
+    h.health("web", "InService")
+    h.health("api", "InService")
+    h.draining("web", enabled=False)
+    h.draining("api", enabled=False)
+    h.change("deregister_instances_from_load_balancer", "web")
+    h.change("deregister_instances_from_load_balancer", "api")
+    h.invalid_instance("web")
+    for _poll in range(4):  # timeout 10: polls at 0, 2, 5, 9.5 and 10
+        h.health("api", "InService", "N/A", "Instance deregistration currently in progress.")
+    h.health("api", "InService", "N/A", "Instance deregistration currently in progress.")
+    with pytest.raises(WaitTimeout) as info:
+        h.run(state="deregistered", load_balancers=["web", "api"], timeout=10)
+    h.done()
+    assert info.value.msg == (
+        "Timed out after 10.0s (5 polls) waiting for i-0123456789abcdef0 to be out of service (deregistered, "
+        "connections drained) on every load balancer; last observed: web absent; api InService (Instance "
+        "deregistration currently in progress.) [waiting]. Connections are still draining: raise timeout, or lower "
+        "the connection-draining timeout. The change was made."
+    )
+    assert info.value.details == {
+        "changed": True,
+        "load_balancers": h.elb.entries,
+        "polls": 5,
+        "timeout": 10,
+        "timed_out": True,
+        "elapsed": 10.0,
+        "api_calls": 13,
+    }

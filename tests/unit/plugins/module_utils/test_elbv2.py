@@ -506,3 +506,88 @@ def test_a_failed_first_change_reports_nothing_changed():
     with pytest.raises(ClientError):
         h.run()
     assert h.targets.partial_result()["changed"] is False
+
+
+def test_messages_when_nothing_changes():
+    h = Harness()
+    h.groups([WEB], Names=["tg-web"])
+    h.health(ARN_WEB, health("healthy"))
+    result = h.run(check_mode=True)
+    assert result["msg"] == "i-0123456789abcdef0 is already registered in all 1 target group(s); nothing would change."
+
+    h.groups([WEB], Names=["tg-web"])
+    h.health(ARN_WEB, health("healthy"))
+    result = h.run(wait=False)
+    assert result["msg"] == "i-0123456789abcdef0 was already registered in all 1 target group(s); nothing changed."
+
+    h.groups([WEB])
+    h.health(ARN_WEB, health("healthy", target=OTHER))
+    result = h.run(state="deregistered", target_groups=None, check_mode=True)
+    assert result["msg"] == "i-0123456789abcdef0 is not registered in any target group; nothing to do."
+    h.done()
+
+
+def test_message_and_timeout_of_a_drain_that_ends_in_one_group_only():
+    h = Harness()
+    h.groups([WEB, API], Names=["tg-web", "tg-api"])
+    h.health(ARN_WEB, health("healthy"))
+    h.health(ARN_API, health("healthy", port=8080))
+    h.delay(ARN_WEB, 5)
+    h.delay(ARN_API, 5)
+    h.deregister(ARN_WEB)
+    h.deregister(ARN_API, port=8080)
+    h.health(ARN_WEB, health("unused", reason="Target.NotRegistered"))
+    h.health(ARN_API, health("draining", reason="Target.DeregistrationInProgress", port=8080))
+    for _poll in range(7):  # timeout 65: 2, 3, 4.5, 6.75, 10.125, 15, 15, then the last 8.625 to the deadline
+        h.health(ARN_API, health("draining", reason="Target.DeregistrationInProgress", port=8080))
+    h.health(ARN_API, health("draining", reason="Target.DeregistrationInProgress", port=8080))
+    with pytest.raises(WaitTimeout) as info:
+        h.run(state="deregistered", target_groups=["tg-web", "tg-api"])
+    h.done()
+    assert info.value.msg == (
+        "Timed out after 65.0s (9 polls) waiting for i-0123456789abcdef0 to be deregistered (done draining) in every "
+        "target group; last observed: tg-web:80 absent (Target.NotRegistered); tg-api:8080 draining "
+        "(Target.DeregistrationInProgress) [waiting]. The target is still draining: raise timeout, or lower the "
+        "deregistration delay. The change was made."
+    )
+    assert info.value.attempts == 9
+    assert info.value.details == {
+        "changed": True,
+        "target_groups": h.targets.entries,
+        "polls": 9,
+        "timeout": 65,
+        "timed_out": True,
+        "elapsed": 65.0,
+        "api_calls": 17,
+    }
+
+
+def test_message_of_a_finished_drain():
+    h = Harness()
+    h.groups([WEB], Names=["tg-web"])
+    h.health(ARN_WEB, health("healthy"))
+    h.delay(ARN_WEB, 5)
+    h.deregister(ARN_WEB)
+    h.health(ARN_WEB, health("draining"))
+    h.health(ARN_WEB)
+    result = h.run(state="deregistered")
+    h.done()
+    assert result["msg"] == (
+        "Deregistered i-0123456789abcdef0 in tg-web:80. Done draining everywhere after 2.0s (2 polls, 6 AWS calls)."
+    )
+    assert list(result) == [
+        "changed",
+        "target_id",
+        "state",
+        "port",
+        "target_groups",
+        "registrations",
+        "timeout",
+        "deregistration_delay",
+        "waited",
+        "elapsed",
+        "polls",
+        "api_calls",
+        "warnings",
+        "msg",
+    ]
