@@ -95,7 +95,7 @@ class _Pipe:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ChromiumError("Chromium did not answer in time; its log:\n" + self._log_tail())
-            ready, _, _ = select.select([self.read_fd], [], [], left)
+            ready, _writable, _errors = select.select([self.read_fd], [], [], left)
             if ready:
                 chunk = os.read(self.read_fd, 1 << 16)
                 if not chunk:
@@ -300,7 +300,7 @@ def read_png(data):
         chunks.append((kind, body))
         pos += 12 + length
     if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
-        raise ValueError("chunks out of order: %r" % [k for k, _ in chunks])
+        raise ValueError("chunks out of order: %r" % [k for k, _chunk in chunks])
     width, height, depth, colour_type, _comp, _filter, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     if depth != 8 or colour_type not in _CHANNELS or interlace:
         raise ValueError("unsupported PNG: depth %d, colour type %d, interlace %d" % (depth, colour_type, interlace))

@@ -149,7 +149,7 @@ class CommandRecorder:
     def _serve(self):
         while not self._stop.is_set():
             try:
-                conn, _ = self._server.accept()
+                conn, _peer = self._server.accept()
             except socket.timeout:
                 continue
             with conn:
@@ -507,7 +507,7 @@ def test_r8_injected_name_on_the_last_host_is_refused_before_any_command(r8_flee
     # Not one command reached HAProxy: not a change, not even a read.
     assert sent == [], sent
     # Only the last host failed, in preflight, and the message names it, the variable, the value and the rule.
-    assert sorted({host for host, _ in failures(out)}) == ["app3"], out[-3000:]
+    assert sorted({host for host, _msg in failures(out)}) == ["app3"], out[-3000:]
     msg = failure_text(out)
     assert "Refusing app3: invalid HAProxy name in %s %s" % (variable, json.dumps(bad)) in msg, msg
     assert "only contain letters, digits, '-', '_', '.' and ':'" in msg, msg
@@ -578,8 +578,8 @@ def test_r10_session_outlasting_drain_fails_and_restores_the_host(fleet_factory,
 
     out = proc.stdout
     assert proc.returncode != 0, out[-3000:]
-    assert {host for host, _ in failures(out)} == {"app1"}, out[-3000:]
-    halted = [msg for _, msg in failures(out) if msg.startswith("Rollout halted")]
+    assert {host for host, _msg in failures(out)} == {"app1"}, out[-3000:]
+    halted = [msg for _host, msg in failures(out) if msg.startswith("Rollout halted")]
     assert halted, out[-3000:]
     halted = halted[-1]
     assert halted.startswith("Rollout halted on app1: step 'Drain from HAProxy failed'"), halted

@@ -125,12 +125,12 @@ def check_html(report, page):
     timeline.close()
     hosts = list(report["hosts"])
     assert hosts and timeline.labels == hosts and timeline.rows == hosts
-    drained = [n for n, h in report["hosts"].items() for _ in h["out_of_rotation"]["intervals"]]
+    drained = [n for n, h in report["hosts"].items() for _interval in h["out_of_rotation"]["intervals"]]
     assert timeline.bands == drained
     expected = [(n, s["step"], s["result"]) for n, h in report["hosts"].items() for s in h["steps"]]
     assert [(b["host"], b["step"], b["result"]) for b in timeline.bars] == expected
-    for bar in timeline.bars:
-        assert bar["title"].startswith("%s %s: " % (bar["host"], bar["step"])), bar
+    for step_bar in timeline.bars:
+        assert step_bar["title"].startswith("%s %s: " % (step_bar["host"], step_bar["step"])), step_bar
 
 
 def check_browser(report, html_path, out_dir):

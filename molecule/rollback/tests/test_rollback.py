@@ -30,7 +30,7 @@ def first_host(hostvars):
 def _admin(sock, command):
     """Send one Runtime API command to ``/path/admin.sock`` or ``tcp://host:port``; return the answer."""
     if sock.startswith("tcp://"):
-        address, _, port = sock[len("tcp://") :].rpartition(":")
+        address, _colon, port = sock[len("tcp://") :].rpartition(":")
         conn = socket.create_connection((address, int(port)), timeout=5)
     else:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -65,7 +65,7 @@ def _get(host, hostvars, path):
         "print(r.status, r.read().decode().strip())"
     )
     python = hostvars.get("ansible_python_interpreter", "python3")
-    status, _, body = host.check_output("%s -c %s %s", python, code, url).partition(" ")
+    status, _space, body = host.check_output("%s -c %s %s", python, code, url).partition(" ")
     return int(status), body
 
 

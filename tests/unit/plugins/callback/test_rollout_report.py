@@ -160,7 +160,7 @@ def test_two_batches_in_order_with_out_of_rotation():
     run.play("Release the rollout lock", key="play3", batched=False)
     run.task("app1", PLAYBOOK + ":100", changed=True)
     # a later serial play where no host starts the role adds no batch
-    for _ in range(2):
+    for _round in range(2):
         run.play("Revert the hosts this run updated", key="play4", batched=True)
         run.task("app1", PLAYBOOK + ":140", status="skipped")
     run.m.finish(run.t)
@@ -432,10 +432,10 @@ def test_html_marks_every_host_and_step():
     bars = [(a["data-host"], a["data-step"], a["data-result"]) for tag, a, in_svg in marked if "data-step" in a]
     assert bars == [(h["name"], s["step"], s["result"]) for h in r["hosts"].values() for s in h["steps"]]
     assert all(in_svg for tag, a, in_svg in marked if tag != "tr")
-    labels = [a["data-host"] for tag, a, _ in marked if tag == "text"]
-    rows = [a["data-host"] for tag, a, _ in marked if tag == "tr"]
+    labels = [a["data-host"] for tag, a, _text in marked if tag == "text"]
+    rows = [a["data-host"] for tag, a, _text in marked if tag == "tr"]
     assert labels == rows == ["app1", "app2"]
-    bands = [a["data-host"] for tag, a, _ in marked if "out-of-rotation" in a.get("class", "")]
+    bands = [a["data-host"] for tag, a, _text in marked if "out-of-rotation" in a.get("class", "")]
     assert bands == ["app1"]
 
 
