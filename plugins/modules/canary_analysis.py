@@ -20,6 +20,17 @@ description:
     C(latency_increase) (relative increase of HAProxy's response time C(rtime))."
   - The verdict is V(pass) when every checked metric is within its threshold, V(fail) when one is not, and
     V(inconclusive) when the canary served fewer than O(min_requests) requests (see O(on_inconclusive)).
+  - An error metric above its threshold fails only when the excess is statistically significant at
+    O(confidence), so that a few 5xx in a small window do not fail a good release, while a release that is really
+    worse fails as soon as the window holds enough requests to show it. C(error_rate) uses a one-sided exact
+    binomial test against O(max_error_rate); C(error_rate_ratio) the conditional binomial test for two Poisson
+    rates, against a canary rate of exactly O(max_error_rate_ratio) times the baseline's. Each returns its
+    C(p_value) in RV(metrics).
+  - RV(error_budget) reports the canary's error budget for the window, O(max_error_rate) times the canary's
+    requests, with the 5xx responses observed and the share of the budget they used; the message states it too.
+  - With O(counters), the counters are not read here but given, as read by
+    M(zerodowntime.rollout.haproxy_server_info) on each load balancer host at the start and at the end of the
+    window; this sums load balancers whose sockets are only reachable from different hosts.
   - Optionally compares Prometheus instant queries, evaluated per server at the end of the window.
   - The backend must be in HTTP mode (TCP mode has no response counters).
   - Only reads; changes nothing. HAProxy user- and operator-level sockets are enough.
@@ -29,6 +40,7 @@ options:
       - HAProxy Runtime API sockets, one per HAProxy instance.
       - An absolute unix socket path, or V(tcp://HOST:PORT) (V(tcp://[::1]:PORT) for IPv6).
       - List each instance once; two sockets of the same HAProxy would count its traffic twice.
+      - Not used with O(counters).
     type: list
     elements: str
     default: [/run/haproxy/admin.sock]
@@ -48,6 +60,7 @@ options:
   window:
     description:
       - Seconds between the first and the last reading.
+      - With O(counters), the time between the two readings given, as reported in the result and the message.
     type: float
     default: 60
   max_window:
@@ -68,7 +81,9 @@ options:
     description:
       - Highest canary error rate / baseline error rate that passes.
       - With a baseline error rate of 0 the ratio is C(inf) when the canary had any 5xx response, and C(1.0) when
-        it had none. So with a clean baseline, any canary 5xx fails this check.
+        it had none. With a clean baseline, canary 5xx responses fail this check once they are significant (see
+        O(confidence)); with the canary serving a third of the traffic, for example, 5 canary 5xx against none
+        in the baseline are.
     type: float
     default: 2.0
   max_latency_increase:
@@ -91,11 +106,44 @@ options:
         analysis to be conclusive.
     type: int
     default: 50
+  confidence:
+    description:
+      - Confidence level of the significance tests of C(error_rate) and C(error_rate_ratio), at least 0 and less
+        than 1. A metric above its threshold fails only when its C(p_value) is below 1 - O(confidence).
+      - V(0) turns the tests off, so that any excess over a threshold fails.
+    type: float
+    default: 0.95
+  counters:
+    description:
+      - Counters read beforehand, instead of reading O(sockets) and waiting. C(start) and C(end) are each a list
+        with one M(zerodowntime.rollout.haproxy_server_info) result per load balancer host (registered in a loop
+        over the hosts, in the same order); the analysis compares O(backend) between the two.
+      - A result's loop C(item) (the host name) labels its sockets, so the same socket path on two hosts counts as
+        two load balancers.
+      - Nothing is read and the module does not wait; O(on_inconclusive=extend) returns V(inconclusive) for the
+        caller to read again later (the rolling_update role does that).
+      - Cannot be used with O(interval) or O(max_window). Prometheus queries are evaluated when the module runs.
+    type: dict
+    suboptions:
+      start:
+        description: The results of the reading at the start of the window.
+        type: list
+        elements: dict
+        required: true
+      end:
+        description: The results of the reading at the end of the window.
+        type: list
+        elements: dict
+        required: true
   on_inconclusive:
     description:
       - What to do when the canary served fewer than O(min_requests) requests.
-      - V(extend) extends the window by O(window) at a time, up to O(max_window), then re-evaluates from the first
+      - "V(extend) extends the window by O(window) at a time, up to O(max_window), then re-evaluates from the first
         reading; if it is still short, the verdict is V(inconclusive) and the task does not fail.
+        The message then says C(inconclusive (not enough requests: N < min_requests M))."
+      - V(extend) also extends the window while an error metric is above its threshold by an amount that is not
+        significant yet (see O(confidence)), since more traffic can settle it either way; if it is still not
+        significant at O(max_window), that metric passes.
       - V(fail) makes the verdict V(fail); V(pass) makes it V(pass). Thresholds are not evaluated on too few
         requests in either case.
     type: str
@@ -187,6 +235,34 @@ EXAMPLES = r"""
   ansible.builtin.include_tasks: rollback.yml
   when: __canary.verdict == 'fail'
 
+- name: Read the counters on every load balancer host (start of the window)
+  zerodowntime.rollout.haproxy_server_info:
+    backend: be_app
+  delegate_to: "{{ item }}"
+  loop: [lb1, lb2]
+  register: __start
+
+- name: Let the canary serve for two minutes
+  ansible.builtin.wait_for:
+    timeout: 120
+
+- name: Read them again
+  zerodowntime.rollout.haproxy_server_info:
+    backend: be_app
+  delegate_to: "{{ item }}"
+  loop: [lb1, lb2]
+  register: __end
+
+- name: Compare web1 with the rest of be_app, summed over both load balancer hosts
+  zerodowntime.rollout.canary_analysis:
+    backend: be_app
+    canary: [web1]
+    window: 120
+    counters:
+      start: "{{ __start.results }}"
+      end: "{{ __end.results }}"
+  delegate_to: localhost
+
 - name: Also compare application metrics from Prometheus
   zerodowntime.rollout.canary_analysis:
     backend: be_app
@@ -209,8 +285,10 @@ msg:
     threshold.
   returned: always
   type: str
-  sample: "Canary analysis failed for app1 (backend app, 4.0s window, 70 canary / 140 baseline requests):
-    error_rate: canary 0.3, baseline 0, threshold 0.01."
+  sample: "Canary analysis failed for app1 (backend app, 4.0s window, 100 canary / 200 baseline requests):
+    error_rate: canary 0.05, baseline 0, threshold 0.01, p=0.0034; error_rate_ratio: canary 0.05, baseline 0,
+    ratio inf, threshold 2, p=0.031; error budget: 5 5xx of 1 allowed (max_error_rate 0.01 x 100 canary
+    requests), 500% used."
 metrics:
   description:
     - Metric name to its comparison. Names are C(requests), C(error_rate), C(error_rate_ratio),
@@ -232,15 +310,48 @@ metrics:
     threshold:
       description: The threshold from the options.
       type: float
+    p_value:
+      description:
+        - For C(error_rate) and C(error_rate_ratio) only, the chance of an excess at least this large if the
+          canary sat exactly at the threshold; null when it cannot be computed (no request).
+        - An excess fails when this is below 1 - O(confidence).
+      type: float
     passed:
-      description: Whether the value is within the threshold; null when it cannot be computed (no request).
+      description:
+        - Whether the value is within the threshold, or above it by an amount that is not significant (error
+          metrics, see O(confidence)); null when it cannot be computed (no request).
       type: bool
     queries:
       description: For C(prometheus_*) metrics only, the query run for each server.
       type: dict
   sample:
-    error_rate: {canary: 0.0, baseline: 0.0, value: 0.0, threshold: 0.01, passed: true}
+    error_rate: {canary: 0.0, baseline: 0.0, value: 0.0, threshold: 0.01, p_value: 1.0, passed: true}
     latency_increase: {canary: 2.0, baseline: 1.5, value: 0.05, threshold: 0.5, passed: true}
+error_budget:
+  description: The canary's error budget for the window.
+  returned: always
+  type: dict
+  contains:
+    max_error_rate:
+      description: O(max_error_rate).
+      type: float
+    requests:
+      description: Requests the canary served in the window.
+      type: int
+    allowed:
+      description: 5xx responses the budget allowed, O(max_error_rate) times RV(error_budget.requests).
+      type: float
+    errors:
+      description: 5xx responses the canary served in the window.
+      type: int
+    remaining:
+      description: RV(error_budget.allowed) minus RV(error_budget.errors); negative when the budget is exceeded.
+      type: float
+    consumed:
+      description: RV(error_budget.errors) / RV(error_budget.allowed) (V(1.0) is the whole budget); C(inf) when
+        nothing was allowed and there were errors.
+      type: float
+  sample: {max_error_rate: 0.01, requests: 100, allowed: 1.0, errors: 5, remaining: -4.0, consumed: 5.0}
 groups:
   description: What each group served during the window, summed over servers and sockets.
   returned: always
@@ -276,6 +387,15 @@ window:
   returned: always
   type: float
   sample: 60.002
+settled:
+  description:
+    - False when more traffic could change the verdict; the canary served fewer than O(min_requests) requests, or
+      an error metric is above its threshold by an amount that is not significant.
+    - With O(on_inconclusive=extend) the module extends the window while this is false; with O(counters), the
+      caller may read the counters again later and call the module anew.
+  returned: always
+  type: bool
+  sample: true
 extensions:
   description: How many times the window was extended (O(on_inconclusive=extend)).
   returned: always
@@ -299,7 +419,7 @@ backend:
   type: str
   sample: be_app
 sockets:
-  description: The sockets read, in order.
+  description: The sockets read, in order; with O(counters), prefixed by the load balancer host.
   returned: always
   type: list
   elements: str
@@ -355,6 +475,14 @@ def argument_spec():
         "prometheus_max_ratio": {"type": "float", "default": DEFAULTS["prometheus_max_ratio"]},
         "prometheus_validate_certs": {"type": "bool", "default": True},
         "prometheus_timeout": {"type": "float", "default": 10},
+        "confidence": {"type": "float", "default": DEFAULTS["confidence"]},
+        "counters": {
+            "type": "dict",
+            "options": {
+                "start": {"type": "list", "elements": "dict", "required": True},
+                "end": {"type": "list", "elements": "dict", "required": True},
+            },
+        },
     }
 
 
@@ -389,13 +517,17 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_by={"prometheus_queries": ["prometheus_url"]},
+        mutually_exclusive=[["counters", "interval"], ["counters", "max_window"]],
     )
     params = module.params
     try:
+        counters = params["counters"]
         result = analyse_canary(
             backend=params["backend"],
             canary=params["canary"],
-            read=make_reader(params["sockets"], params["backend"]),
+            read=None if counters else make_reader(params["sockets"], params["backend"]),
+            counters=counters,
+            confidence=params["confidence"],
             window=params["window"],
             max_window=params["max_window"],
             interval=params["interval"],

@@ -1,7 +1,9 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """canary_analysis against a real HAProxy in front of three demo apps under steady load: a healthy
-canary passes; a canary whose release answers 500 to 30% of requests fails, naming error_rate."""
+canary passes; a canary whose release answers 500 to 30% of requests fails, naming error_rate.
+With two HAProxies, the canary's traffic through either counts, whether the module reads both
+sockets itself or is given the counters read on each load balancer (the rolling_update role's way)."""
 
 import re
 
@@ -13,8 +15,8 @@ from demo.loadgen import LoadGenerator
 
 pytestmark = pytest.mark.integration
 
-# Injected before the app's entry point: every request except /health has a 3-in-10 chance of a 500
-# (deterministic: requests 0, 1 and 2 of every 10), so the server stays UP for HAProxy's checks.
+# Injected before the app's entry point: every request except /health counts, and the first FAIL of
+# every EVERY get a 500 (deterministic), so the server stays UP for HAProxy's checks.
 FAULTY_PATCH = """
 import itertools as _itertools
 
@@ -23,7 +25,7 @@ _healthy_serve = Handler._serve
 
 
 def _faulty_serve(self, head):
-    if urlsplit(self.path).path != "/health" and next(_faulty_counter) % 10 < 3:
+    if urlsplit(self.path).path != "/health" and next(_faulty_counter) % EVERY < FAIL:
         return self._send(500, "text/plain", "injected failure\\n", head)
     return _healthy_serve(self, head)
 
@@ -33,13 +35,15 @@ Handler._serve = _faulty_serve
 """
 
 
-def faulty_app(tmp_path):
+def faulty_app(tmp_path, fail=3, every=10):
+    """app.py that answers 500 to ``fail`` requests in ``every`` (by default 3 in 10)."""
     with open(APP_PY) as f:
         src = f.read()
     marker = 'if __name__ == "__main__":'
     assert src.count(marker) == 1
-    path = tmp_path / "app_faulty.py"
-    path.write_text(src.replace(marker, FAULTY_PATCH + marker))
+    patch = FAULTY_PATCH.replace("EVERY", str(int(every))).replace("FAIL", str(int(fail)))
+    path = tmp_path / ("app_faulty_%d_in_%d.py" % (fail, every))
+    path.write_text(src.replace(marker, patch + marker))
     return str(path)
 
 
@@ -118,3 +122,68 @@ def test_canary_serving_errors_fails_naming_error_rate(fleet, tmp_path):
     assert not decided.get("failed"), decided.get("msg")
     assert decided["verdict"] == "fail"
     assert 0.25 <= decided["groups"]["canary"]["error_rate"] <= 0.35, decided["groups"]
+
+
+@pytest.fixture
+def two_lbs(tmp_path):
+    """Three apps behind two HAProxies, no load of its own."""
+    fleet = Fleet.up(
+        str(tmp_path / "fleet2"),
+        hosts=3,
+        version="v1",
+        check_inter_ms=200,
+        port=0,
+        first_address="127.0.0.114",
+        retries=0,
+    )
+    try:
+        fleet.add_lb("lb2", retries=0)
+        fleet.wait_ready(timeout=30)
+        yield fleet
+    finally:
+        fleet.down()
+
+
+def test_traffic_through_the_second_haproxy_counts(two_lbs):
+    lb1, lb2 = two_lbs.lbs
+    both = [lb1.admin_socket, lb2.admin_socket]
+    read = {"zerodowntime.rollout.haproxy_server_info": {"sockets": ["{{ item }}"], "backend": "app"}, "loop": both}
+    tasks = [
+        analysis(two_lbs, sockets=both, window=3, min_requests=20, on_inconclusive="fail", fail_on_verdict=False),
+        # The rolling_update role's way: read on each "LB host" (here one per socket), wait, read, compare.
+        dict(read, name="read start", register="start"),
+        {"name": "canary window", "ansible.builtin.wait_for": {"timeout": 3}},
+        dict(read, name="read end", register="end"),
+        analysis(
+            two_lbs,
+            window=3,
+            min_requests=20,
+            fail_on_verdict=False,
+            counters={"start": "{{ start.results }}", "end": "{{ end.results }}"},
+        ),
+    ]
+    del tasks[-1]["zerodowntime.rollout.canary_analysis"]["sockets"]
+    # Load through lb2 only: the canary's requests are all on the second HAProxy.
+    load = LoadGenerator(lb2.frontend_url + "/version", rate=40.0).start()
+    try:
+        results, proc = run_tasks(tasks)
+    finally:
+        summary = load.stop()
+    summed, start, _wait, end, counted = results
+    assert not summed.get("failed"), summed.get("msg") or proc.stdout[-3000:]
+    assert summed["verdict"] == "pass", summed["msg"]
+    assert summed["sockets"] == both
+    assert summed["groups"]["canary"]["requests"] >= 20, summed["groups"]
+    # Each HAProxy's own reading: lb1 saw none of the canary's requests, lb2 all of them.
+    served = [
+        sum(e["sockets"][0]["backends"]["app"]["servers"]["app1"]["responses"].values())
+        - sum(s["sockets"][0]["backends"]["app"]["servers"]["app1"]["responses"].values())
+        for s, e in zip(start["results"], end["results"])
+    ]
+    assert served[0] == 0 and served[1] >= 20, served
+    # Given the counters of each reading, the module sums them the same way.
+    assert not counted.get("failed"), counted.get("msg") or proc.stdout[-3000:]
+    assert counted["verdict"] == "pass", counted["msg"]
+    assert counted["sockets"] == ["%s %s" % (s, s) for s in both]
+    assert counted["groups"]["canary"]["requests"] >= 20 and counted["window"] == 3
+    assert summary.failed == 0, summary.format()

@@ -78,7 +78,7 @@ def two_sockets(end_web1_a, end_web1_b, end_web2=(500, 0, 2), end_web3=(500, 0, 
 def test_deltas_are_summed_over_both_sockets_and_the_verdict_passes():
     start, end = two_sockets((300, 1, 4), (200, 0, 2))
     read = Counters(start, end)
-    result = run(read, min_requests=50, fail_on_verdict=False)
+    result = run(read, min_requests=50, max_window=10, fail_on_verdict=False)
     canary = result["groups"]["canary"]
     assert canary["requests"] == 200 + 1 + 100  # (300-100)+1 on A, (200-100) on B
     assert canary["errors"] == 1
@@ -90,8 +90,16 @@ def test_deltas_are_summed_over_both_sockets_and_the_verdict_passes():
     # rtime weighted by requests: 201 requests at 4 ms on A, 100 at 2 ms on B
     assert canary["latency_ms"] == pytest.approx((201 * 4 + 100 * 2) / 301, abs=1e-3)
     assert baseline["latency_ms"] == 2
-    assert result["verdict"] == "fail"  # 1 error against a clean baseline: ratio inf
-    assert result["metrics"]["error_rate_ratio"]["value"] == math.inf
+    # 1 error against a clean baseline: ratio inf, but one 5xx in 301 requests is no evidence of a
+    # rate twice the baseline's: the canary's share of all 5xx would be 1 with probability 0.27.
+    ratio_metric = result["metrics"]["error_rate_ratio"]
+    assert ratio_metric["value"] == math.inf and ratio_metric["passed"] is True
+    assert ratio_metric["p_value"] == pytest.approx(2 * 301 / (2 * 301 + 1600))
+    assert result["verdict"] == "pass" and result["settled"] is False
+    assert "error_rate_ratio inf above threshold 2 is not significant (p=0.27 >= 0.05)" in result["msg"]
+    # Without the significance test (confidence 0), any excess fails, as before.
+    strict = run(Counters(start, end), min_requests=50, max_window=10, fail_on_verdict=False, confidence=0)
+    assert strict["verdict"] == "fail" and strict["metrics"]["error_rate_ratio"]["passed"] is False
 
 
 def test_pass_when_every_metric_is_within_its_threshold():
@@ -108,6 +116,7 @@ def test_pass_when_every_metric_is_within_its_threshold():
         "baseline": 4 / 1604,
         "value": 0.0,
         "threshold": 0.01,
+        "p_value": 1.0,
         "passed": True,
     }
     assert metrics["error_rate_ratio"]["value"] == 0.0 and metrics["error_rate_ratio"]["passed"] is True
@@ -115,6 +124,16 @@ def test_pass_when_every_metric_is_within_its_threshold():
     assert metrics["latency_increase"]["value"] == pytest.approx(0.1)  # (3 - 2) / max(2, 10 ms floor)
     assert metrics["requests"] == {"canary": 400, "baseline": 1604, "value": 400, "threshold": 10, "passed": True}
     assert "passed for web1 against web2, web3" in result["msg"]
+    assert result["error_budget"] == {
+        "max_error_rate": 0.01,
+        "requests": 400,
+        "allowed": 4.0,
+        "errors": 0,
+        "remaining": 4.0,
+        "consumed": 0.0,
+    }
+    assert "error budget: 0 5xx of 4 allowed (max_error_rate 0.01 x 400 canary requests), 0% used" in result["msg"]
+    assert result["settled"] is True
 
 
 def test_error_rate_failure_lists_canary_baseline_and_threshold():
@@ -124,22 +143,29 @@ def test_error_rate_failure_lists_canary_baseline_and_threshold():
     exc = info.value
     assert exc.details["verdict"] == "fail"
     assert exc.details["changed"] is False
-    assert "error_rate: canary 0.3, baseline 0.002, threshold 0.01" in exc.msg
-    assert "error_rate_ratio: canary 0.3, baseline 0.002, ratio 150, threshold 2" in exc.msg
+    assert "error_rate: canary 0.3, baseline 0.002, threshold 0.01, p=" in exc.msg
+    assert "error_rate_ratio: canary 0.3, baseline 0.002, ratio 150, threshold 2, p=" in exc.msg
+    assert "error budget: 60 5xx of 2 allowed (max_error_rate 0.01 x 200 canary requests), 3000% used" in exc.msg
+    assert exc.details["error_budget"]["consumed"] == 30.0 and exc.details["error_budget"]["remaining"] == -58.0
     assert "latency_increase" not in exc.msg
     assert exc.details["metrics"]["error_rate"]["passed"] is False
 
 
 def test_error_rate_ratio_alone_fails():
-    # canary 0.8% < 1% but four times the baseline's 0.2%
+    # canary 0.8% < 1% but four times the baseline's 0.2%, on enough traffic to be significant
     start = {A: {"web1": srv(0), "web2": srv(0)}}
-    end = {A: {"web1": srv(992, 8), "web2": srv(998, 2)}}
+    end = {A: {"web1": srv(9920, 80), "web2": srv(9980, 20)}}
     result = run(Counters(start, end), fail_on_verdict=False)
     assert result["verdict"] == "fail"
     failed = sorted(k for k, m in result["metrics"].items() if m["passed"] is False)
     assert failed == ["error_rate_ratio"]
     assert result["metrics"]["error_rate_ratio"]["value"] == pytest.approx(4.0)
-    assert result["msg"].startswith("Canary analysis failed for web1 (backend be_app, 10.0s window, 1000 canary")
+    assert result["metrics"]["error_rate_ratio"]["p_value"] < 0.01
+    assert result["msg"].startswith("Canary analysis failed for web1 (backend be_app, 10.0s window, 10000 canary")
+    # The same rates on a tenth of the traffic (8 against 2 errors) are not significant: it passes.
+    small = {A: {"web1": srv(992, 8), "web2": srv(998, 2)}}
+    result = run(Counters(start, small), max_window=10, fail_on_verdict=False)
+    assert result["verdict"] == "pass" and result["metrics"]["error_rate_ratio"]["p_value"] > 0.05
 
 
 def test_latency_increase_alone_fails_and_the_floor_absorbs_small_differences():
@@ -166,12 +192,18 @@ def test_baseline_without_errors():
     result = run(Counters(start, clean))
     assert result["metrics"]["error_rate_ratio"]["value"] == 1.0  # 0 / 0 reads as "same as baseline"
     assert result["verdict"] == "pass"
-    dirty = {A: {"web1": srv(999, 1), "web2": srv(100)}}
+    # 5 errors in 1000 (0.5%, within max_error_rate) against none in the baseline's 5000: the canary
+    # holds every 5xx, which would happen with probability (2000 / 7000) ** 5 at twice the baseline's rate.
+    dirty = {A: {"web1": srv(995, 5), "web2": srv(5000)}}
     result = run(Counters(start, dirty), fail_on_verdict=False)
-    assert result["metrics"]["error_rate"]["passed"] is True  # 0.1%
+    assert result["metrics"]["error_rate"]["passed"] is True
     assert result["metrics"]["error_rate_ratio"]["value"] == math.inf
+    assert result["metrics"]["error_rate_ratio"]["p_value"] == pytest.approx((2000 / 7000) ** 5)
     assert result["verdict"] == "fail"
-    assert "ratio inf" in result["msg"]
+    assert "ratio inf, threshold 2, p=0.0019" in result["msg"]
+    # Against a baseline of only 100 requests, the same 5 errors say little: the ratio is not significant.
+    result = run(Counters(start, {A: {"web1": srv(995, 5), "web2": srv(100)}}), max_window=10)
+    assert result["verdict"] == "pass" and result["metrics"]["error_rate_ratio"]["passed"] is True
 
 
 def test_ratio_rules():
@@ -227,7 +259,10 @@ def test_inconclusive_below_min_requests_after_extending_to_max_window():
     assert result["window"] == 30 and result["extensions"] == 2
     assert read.reads == 4  # start, then after 10, 20 and 30 s
     assert result["metrics"]["requests"]["passed"] is False
-    assert "served 5 request(s)" in result["msg"] and "fewer than min_requests 50" in result["msg"]
+    assert "served 5 request(s)" in result["msg"] and "(not enough requests: 5 < min_requests 50)" in result["msg"]
+    assert result["msg"].startswith("Canary analysis is inconclusive (not enough requests: 5 < min_requests 50)")
+    assert "30.0s window extended 2 time(s), up to max_window 30s" in result["msg"]
+    assert result["settled"] is False
 
 
 def test_extend_stops_as_soon_as_there_are_enough_requests():
@@ -259,7 +294,7 @@ def test_on_inconclusive_pass_or_fail_decides_without_waiting_longer(choice, ver
 def test_inconclusive_never_fails_the_task_and_fail_does_only_with_fail_on_verdict():
     start, few = idle()
     assert run(Counters(start, few), min_requests=50, max_window=10)["verdict"] == "inconclusive"
-    with pytest.raises(_canary.CanaryFailed, match="fewer than min_requests"):
+    with pytest.raises(_canary.CanaryFailed, match=r"inconclusive \(not enough requests: 5 < min_requests 50\)"):
         run(Counters(start, few), min_requests=50, on_inconclusive="fail")
 
 
@@ -268,7 +303,7 @@ def test_interval_records_progress_samples():
     snaps = [start] + [{A: {"web1": srv(10 * i, i), "web2": srv(10 * i)}} for i in range(1, 6)]
     clock = FakeClock()
     read = Counters(*snaps)
-    result = run(read, clock=clock, window=10, interval=4, fail_on_verdict=False)
+    result = run(read, clock=clock, window=10, max_window=10, interval=4, fail_on_verdict=False)
     assert clock.sleeps == [4, 4, 2]
     assert [s["elapsed"] for s in result["samples"]] == [4, 8, 10]
     assert result["samples"][0] == {
@@ -456,3 +491,103 @@ def test_make_reader_validates_before_connecting():
         _canary.make_reader([A], "be;app", connect=lambda address: pytest.fail("connected"))
     with pytest.raises(ValidationError):
         _canary.make_reader([], "be_app", connect=lambda address: pytest.fail("connected"))
+
+
+# ---------------------------------------------------------------------------------------------
+# counters read elsewhere (haproxy_server_info on each load balancer host)
+# ---------------------------------------------------------------------------------------------
+
+
+def info(host, *sockets, backend="be_app"):
+    """One haproxy_server_info result as a loop over the LB hosts registers it: sockets are (path, servers)."""
+    result = {"changed": False, "sockets": []}
+    if host is not None:
+        result["item"] = host
+    for path, servers in sockets:
+        result["sockets"].append({"socket": path, "cli_level": "admin", "backends": {backend: {"servers": servers}}})
+    return result
+
+
+def counted(start, end, **kwargs):
+    params = {"backend": "be_app", "canary": ["web1"], "window": 10, "min_requests": 10}
+    params.update(kwargs)
+    return _canary.analyse_canary(counters={"start": start, "end": end}, **params)
+
+
+def test_counters_from_two_hosts_with_the_same_socket_path_are_summed_without_waiting():
+    sock = "/run/haproxy/admin.sock"
+    start = [
+        info("lb1", (sock, {"web1": srv(0), "web2": srv(0)})),
+        info("lb2", (sock, {"web1": srv(0), "web2": srv(0)})),
+    ]
+    end = [
+        info("lb1", (sock, {"web1": srv(60), "web2": srv(60)})),
+        info("lb2", (sock, {"web1": srv(37, 3), "web2": srv(40)})),
+    ]
+    result = counted(start, end, window=12, fail_on_verdict=False)
+    assert result["sockets"] == ["lb1 " + sock, "lb2 " + sock]
+    assert result["groups"]["canary"]["requests"] == 100 and result["groups"]["canary"]["errors"] == 3
+    assert result["groups"]["baseline"]["requests"] == 100
+    assert result["window"] == 12 and result["extensions"] == 0
+    assert "12.0s window" in result["msg"]
+
+
+def test_counters_without_a_host_name_are_numbered_and_extend_returns_inconclusive_at_once():
+    start = [info(None, (A, {"web1": srv(0), "web2": srv(0)})), info(None, (A, {"web1": srv(0), "web2": srv(0)}))]
+    end = [info(None, (A, {"web1": srv(3), "web2": srv(3)})), info(None, (A, {"web1": srv(2), "web2": srv(2)}))]
+    result = counted(start, end, min_requests=50)
+    assert result["sockets"] == ["#1 " + A, "#2 " + A]
+    assert result["verdict"] == "inconclusive" and result["settled"] is False
+    assert result["msg"].startswith("Canary analysis is inconclusive (not enough requests: 5 < min_requests 50)")
+    assert "max_window" not in result["msg"]  # the caller extends; the module did not
+    single = counted(
+        [info(None, (A, {"web1": srv(0), "web2": srv(0)}))], [info(None, (A, {"web1": srv(9), "web2": srv(9)}))]
+    )
+    assert single["sockets"] == [A]
+
+
+@pytest.mark.parametrize(
+    "start, end, kwargs, error, match",
+    [
+        ([], [info("lb1")], {}, ValidationError, "counters.start must be a non-empty list"),
+        (
+            [{"failed": True, "msg": "connection refused"}],
+            [info("lb1")],
+            {},
+            ValidationError,
+            r"counters.start\[0\] is not a haproxy_server_info result.*failed: connection refused",
+        ),
+        (
+            [info("lb1", (A, {"web1": srv(0)}), (A, {"web1": srv(0)}))],
+            [info("lb1", (A, {"web1": srv(0)}))],
+            {},
+            ValidationError,
+            "reads lb1 /run/haproxy/a.sock twice",
+        ),
+        (
+            [info("lb1", (A, {"web1": srv(0), "web2": srv(0)}))],
+            [info("lb2", (A, {"web1": srv(0), "web2": srv(0)}))],
+            {},
+            ValidationError,
+            "must read the same load balancers",
+        ),
+        (
+            [info("lb1", (A, {"web1": srv(0)}), backend="other")],
+            [info("lb1", (A, {"web1": srv(0)}))],
+            {},
+            NotFoundError,
+            "has no backend be_app",
+        ),
+        ([info("lb1")], [info("lb1")], {"interval": 1}, ValidationError, "interval cannot be used with counters"),
+    ],
+)
+def test_bad_counters_are_refused(start, end, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        counted(start, end, **kwargs)
+
+
+def test_counters_must_have_start_and_end_and_something_must_be_read():
+    with pytest.raises(ValidationError, match="exactly 'start' and 'end'"):
+        _canary.analyse_canary("be_app", ["web1"], counters={"start": []})
+    with pytest.raises(ValidationError, match="needs a read function or counters"):
+        _canary.analyse_canary("be_app", ["web1"])

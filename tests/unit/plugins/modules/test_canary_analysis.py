@@ -111,3 +111,42 @@ def test_bad_canary_name_is_refused_before_reading(counters, capsys):
     rc, out = run_module({"backend": "be_app", "canary": ["web1;show info"]}, capsys)
     assert rc == 1 and "Invalid canary server name" in out["msg"]
     assert counters["reads"] == 0
+
+
+def server_info(host, ok, err=0):
+    servers = {"web1": srv(ok, err), "web2": srv(ok)}
+    return {
+        "item": host,
+        "sockets": [{"socket": "/run/haproxy/admin.sock", "backends": {"be_app": {"servers": servers}}}],
+    }
+
+
+def test_counters_are_analysed_without_reading_any_socket(counters, capsys):
+    args = {
+        "backend": "be_app",
+        "canary": ["web1"],
+        "window": 4,
+        "min_requests": 10,
+        "counters": {
+            "start": [server_info("lb1", 0), server_info("lb2", 0)],
+            "end": [server_info("lb1", 92, 8), server_info("lb2", 100)],
+        },
+        "fail_on_verdict": False,
+    }
+    rc, out = run_module(args, capsys)
+    assert rc == 0, out
+    assert counters["reader_args"] is None and counters["reads"] == 0
+    assert out["verdict"] == "fail" and out["window"] == 4.0
+    assert out["error_budget"]["requests"] == 200 and out["error_budget"]["errors"] == 8
+    assert "error budget: 8 5xx of 2 allowed (max_error_rate 0.01 x 200 canary requests), 400% used" in out["msg"]
+    rc, out = run_module(dict(args, interval=1), capsys)
+    assert rc == 1 and "mutually exclusive" in out["msg"]
+
+
+def test_confidence_is_passed_through(counters, capsys):
+    counters["end"] = {"web1": srv(98, 2), "web2": srv(100)}
+    args = {"backend": "be_app", "canary": ["web1"], "window": 0.01, "min_requests": 10, "max_window": 0.01}
+    rc, out = run_module(args, capsys)
+    assert rc == 0 and out["verdict"] == "pass" and out["settled"] is False  # 2 in 100: not significant
+    rc, out = run_module(dict(args, confidence=0), capsys)
+    assert rc == 1 and out["verdict"] == "fail"
