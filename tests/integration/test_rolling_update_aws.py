@@ -67,7 +67,7 @@ def test_elbv2_rollout_puts_targets_back_in_the_same_groups_and_ports(fleet, tmp
     api = aws.target_group("tg-api", port=8080, delay=1, lb_arn=lb)
     one, two = aws.instances(2)
     aws.register(web, one, two)
-    aws.register(api, one, port=9090)  # app1 also serves the API, on another port
+    aws.register(api, one, two, port=9090)  # both also serve the API, on another port
     before = aws.snapshot([web, api])
     inv = inventory(fleet, tmp_path, aws, "elbv2", [one, two])
 
