@@ -370,6 +370,7 @@ def test_r5_one_lb_of_a_pair_unreachable_is_refused_in_preflight(fleet_factory, 
 # --------------------------------------------------------------------------- R7
 
 
+@pytest.mark.latest_only
 def test_r7_concurrent_rollout_is_refused_and_the_first_completes(fleet_factory, tmp_path):
     fleet = fleet_factory("127.0.0.145", hosts=2)
     sock = fleet.admin_socket
@@ -557,6 +558,7 @@ def r10_start(fleet, tmp_path, on_timeout):
 LONG_SECONDS = 60  # HAProxy's 'timeout server' of the demo fleet is 65 s
 
 
+@pytest.mark.latest_only
 def test_r10_session_outlasting_drain_fails_and_restores_the_host(fleet_factory, tmp_path):
     """on_timeout=fail: the host is put back untouched (never stopped, old release), the rollout halts,
     and the long session is not cut."""
@@ -597,6 +599,7 @@ def test_r10_session_outlasting_drain_fails_and_restores_the_host(fleet_factory,
     assert summary.total > 0 and summary.failed == 0, summary.format()
 
 
+@pytest.mark.latest_only
 def test_r10_session_outlasting_drain_is_shut_down_and_rollout_completes(fleet_factory, tmp_path):
     """on_timeout=shutdown_sessions: the long session is cut at the deadline, the rollout completes."""
     fleet = fleet_factory("127.0.0.157", hosts=2)

@@ -215,6 +215,7 @@ def test_unsafe_archives_write_nothing_and_adopted_layout(tmp_path):
 SWITCHES = 30
 
 
+@pytest.mark.latest_only
 def test_readers_never_see_a_missing_current(tmp_path):
     app = str(tmp_path / "app")
     v1 = version_archive(tmp_path, "v1")

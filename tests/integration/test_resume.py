@@ -14,7 +14,8 @@ from demo.fleet import Fleet, build_artifact
 from demo.loadgen import LoadGenerator
 from demo.rollout import PLAYBOOK, ROOT, RotationSampler, ansible_env, run_playbook, write_inventory
 
-pytestmark = pytest.mark.integration
+# Role flow whose ansible-core-sensitive parts the core rollout tests cover on the oldest version.
+pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 
 @pytest.fixture

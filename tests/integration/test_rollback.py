@@ -156,6 +156,7 @@ def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_p
         fleet3.admin("set server app/app2 state ready")
 
 
+@pytest.mark.latest_only
 def test_a_second_rollout_is_refused_while_another_holds_the_lock(fleet3, tmp_path):
     import json
     import time

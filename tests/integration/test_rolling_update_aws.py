@@ -101,6 +101,7 @@ def test_elbv2_target_not_registered_fails_in_preflight(fleet, tmp_path, aws):
     assert aws.snapshot([web]) == before and versions(fleet) == {"app1": "v1", "app2": "v1"}
 
 
+@pytest.mark.latest_only
 def test_classic_elb_rollout(fleet, tmp_path, aws):
     one, two = aws.instances(2)
     elb = aws.classic_elb("classic", draining=1)
@@ -113,6 +114,7 @@ def test_classic_elb_rollout(fleet, tmp_path, aws):
     assert sorted(aws.elb_instances(elb)) == sorted([one, two])
 
 
+@pytest.mark.latest_only
 def test_elbv2_resume_registers_back_where_an_interrupted_run_deregistered(fleet, tmp_path, aws):
     """A run killed while app1 was deregistered left the marker and the target out of its groups:
     the next run puts it back in exactly those groups and ports."""
@@ -141,6 +143,7 @@ def test_elbv2_resume_registers_back_where_an_interrupted_run_deregistered(fleet
     assert not os.path.exists(os.path.join(host["deploy_path"], ".rollout-drained"))
 
 
+@pytest.mark.latest_only
 @pytest.mark.parametrize("lb", ["elbv2", "elb_classic"])
 def test_capacity_guard_reads_aws_target_health_and_refuses_before_deregistering(fleet, tmp_path, aws, lb):
     """Two healthy targets and rolling_update_min_healthy 2: draining either would leave one, so the

@@ -18,7 +18,8 @@ from demo.rollout import run_playbook, versions, write_inventory
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_canary_analysis import faulty_app  # noqa: E402  (a release that answers 500 to FAIL in EVERY requests)
 
-pytestmark = pytest.mark.integration
+# Role flow whose ansible-core-sensitive parts the core rollout tests cover on the oldest version.
+pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 BUDGET_RE = re.compile(
     r"error budget: (?P<errors>\d+) 5xx of (?P<allowed>[\d.]+) allowed "

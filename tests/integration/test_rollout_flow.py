@@ -72,6 +72,7 @@ def fleet(tmp_path):
         f.down()
 
 
+@pytest.mark.latest_only
 def test_expand_runs_once_before_and_contract_once_after_with_pauses_between_batches(fleet, tmp_path):
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
@@ -220,6 +221,7 @@ def fleet2(tmp_path):
         f.down()
 
 
+@pytest.mark.latest_only
 def test_manual_gate_without_a_terminal_halts_cleanly_after_the_first_batch(fleet2, tmp_path):
     pid2 = fleet2.host_pid("app2")
     started = time.monotonic()
@@ -235,6 +237,7 @@ def test_manual_gate_without_a_terminal_halts_cleanly_after_the_first_batch(flee
     assert time.monotonic() - started < 120
 
 
+@pytest.mark.latest_only
 def test_manual_gate_answered_yes_at_a_terminal_rolls_on(fleet2, tmp_path):
     proc = gate_run(fleet2, tmp_path, stdin_tty=True)
     assert proc.returncode == 0, proc.stdout[-4000:]

@@ -177,6 +177,7 @@ def check_report(report, page, report_dir, out_dir):
         ('console.error("zdt-console-error")', "console.error: zdt-console-error"),
     ],
 )
+@pytest.mark.latest_only
 def test_browser_check_sees_page_errors(tmp_path, script, expected):
     """The browser check can fail: an uncaught exception or a console error in the page is reported."""
     html_path = tmp_path / "broken.html"
@@ -260,6 +261,7 @@ def test_report_of_a_clean_rollout(fleet2, workdir, tmp_path):
     assert any(line.split()[:3] == ["app2", "2", "changed"] for line in table), out[-2000:]
 
 
+@pytest.mark.latest_only
 def test_report_of_a_rolled_back_rollout(fleet2, workdir, tmp_path):
     proc, report, _raw, page, _artifact = rollout_with_report(
         fleet2, workdir, str(tmp_path), app_that_never_gets_ready(workdir)
