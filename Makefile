@@ -34,6 +34,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections:$(CURDIR)/.cache/deps $(VENV)/bin/ansible-lint --offline --profile production
 	$(VENV)/bin/antsibull-changelog lint
+	$(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	@# CHANGELOG.rst is generated from changelogs/changelog.yaml: regenerating it must change nothing.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/antsibull-changelog generate
+	@git diff --quiet -- CHANGELOG.rst || { git diff --stat -- CHANGELOG.rst; echo "CHANGELOG.rst is stale: run antsibull-changelog generate"; exit 1; }
 
 sanity: venv
 	@for f in tests/sanity/ignore-*.txt; do [ ! -s "$$f" ] || { echo "sanity ignore file $$f is not empty"; exit 1; }; done
