@@ -189,20 +189,28 @@ def gate_run(fleet, tmp_path, stdin_tty):
         preexec_fn=controlling_tty,
     )
     os.close(slave)
-    lines, prompted = [], threading.Event()
+    lines, prompted, answered = [], threading.Event(), threading.Event()
 
     def reader():
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace")
-            lines.append(line)
-            if "type 'yes'" in line:
+        # Raw chunks, not lines: the prompt does not end with a line break.
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            lines.append(chunk.decode(errors="replace"))
+            text = "".join(lines)
+            if "type 'yes'" in text:
                 prompted.set()
+                after = text[text.index("type 'yes'") :]
+                if "Halt at a closed gate" in after or "PLAY RECAP" in after:
+                    answered.set()  # the prompt returned: the play went on to the next task
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     try:
         assert prompted.wait(120), "".join(lines)[-4000:]
-        os.write(master, b"yes\r")
+        # ansible-core flushes the terminal's input right after it prints the prompt, so an answer typed
+        # at once can be thrown away: type it again each second until the play moves on.
+        deadline = time.monotonic() + 60
+        while not answered.wait(1.0) and proc.poll() is None and time.monotonic() < deadline:
+            os.write(master, b"yes\r")
         proc.wait(timeout=180)
         t.join(10)
     finally:
