@@ -210,9 +210,10 @@ def test_unsafe_archives_write_nothing_and_adopted_layout(tmp_path):
     assert os.readlink(str(foreign / "current")) == "releases/older"
 
 
-# 30 switches keep the run short; with a non-atomic switch (unlink, then symlink) the reader saw about
-# one failure every two or three switches when this was tried, so the test fails reliably when it must.
-SWITCHES = 30
+# With a non-atomic switch (unlink, then symlink) the reader saw about one failure every two or three
+# switches when this was tried: 16 switches miss it with a chance of about (2/3)^16, 0.15%, and keep the
+# busy reader (a CPU hog for the whole loop) short.
+SWITCHES = 16
 
 
 @pytest.mark.latest_only
@@ -240,4 +241,4 @@ def test_readers_never_see_a_missing_current(tmp_path):
     assert len(items) == SWITCHES and all(item["changed"] for item in items), proc.stdout[-2000:]
     assert report["failures"] == 0, report
     assert report["reads"] >= 1000, report
-    assert report["seen"] == ["v1", "v2"] and report["transitions"] >= 10, report
+    assert report["seen"] == ["v1", "v2"] and report["transitions"] >= SWITCHES // 2, report
