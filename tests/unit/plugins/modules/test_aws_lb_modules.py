@@ -8,7 +8,6 @@ calls made, botocore errors through fail_json_aws with what was done before them
 Works on ansible-core 2.17 (no ansible.module_utils.testing) and 2.21 (patch_module_args).
 """
 
-import contextlib
 import json
 import random
 import time
@@ -16,39 +15,18 @@ import time
 import boto3
 import pytest
 import yaml
-from ansible.module_utils import basic
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.zerodowntime.rollout.plugins.modules import elb_classic_instance, elbv2_target
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run
 
 ARN_WEB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-web/0123456789abcdef"
 ARN_API = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-api/fedcba9876543210"
 TARGET = "i-0123456789abcdef0"
 WEB = {"TargetGroupArn": ARN_WEB, "TargetGroupName": "tg-web", "Port": 80, "TargetType": "instance"}
 API = {"TargetGroupArn": ARN_API, "TargetGroupName": "tg-api", "Port": 8080, "TargetType": "instance"}
-
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
-
-
-def run(module, args, capsys):
-    """module.main() with args; (exit code, parsed JSON result)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as info:
-        module.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
 
 
 class FakeTime:

@@ -2,27 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument handling of the canary_analysis module: main() in-process, counters scripted."""
 
-import contextlib
-import json
-
 import pytest
 import yaml
-from ansible.module_utils import basic
 
 from ansible_collections.zerodowntime.rollout.plugins.modules import canary_analysis
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main
 
 
 def srv(ok, err=0):
@@ -59,9 +43,7 @@ def counters(monkeypatch):
 
 
 def run_module(args, capsys):
-    with patch_module_args(args), pytest.raises(SystemExit) as info:
-        canary_analysis.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+    return run_main(canary_analysis, args, capsys)
 
 
 def test_argument_spec_matches_documentation():

@@ -5,37 +5,14 @@
 Works on ansible-core 2.17 (no ansible.module_utils.testing) and 2.21 (patch_module_args).
 """
 
-import contextlib
-import json
-
 import pytest
 import yaml
-from ansible.module_utils import basic
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.modules import haproxy_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
-
-
-def run_module(module, args, capsys):
-    """Run module.main() with args; return (exit code, parsed JSON result)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as info:
-        module.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run_module
 
 
 @pytest.fixture

@@ -2,36 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument handling of the haproxy_server_info module: main() in-process, HAProxy faked."""
 
-import contextlib
-import json
-
 import pytest
 import yaml
-from ansible.module_utils import basic
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.modules import haproxy_server_info
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main
 
 
 def run_module(args, capsys):
-    with patch_module_args(args), pytest.raises(SystemExit) as info:
-        haproxy_server_info.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+    return run_main(haproxy_server_info, args, capsys)
 
 
 @pytest.fixture
