@@ -17,6 +17,7 @@ refused), idle keep-alive connections are closed, requests in flight complete (b
 """
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -80,7 +81,13 @@ class AppServer(ThreadingHTTPServer):
         self._idle_changed = threading.Condition(self._lock)
         super().__init__(addr, Handler)
 
-    # connection bookkeeping, used by the graceful shutdown
+    # connection bookkeeping, used by the graceful shutdown. A connection is "idle" only while no byte of
+    # its next request has been read: a handler claims it "busy" under the lock *before* reading, and
+    # close_idle inspects it under the same lock, so a request that was read is always answered.
+    def process_request(self, request, client_address):
+        self.conn_state(request, "idle")  # tracked from accept on, before its thread runs
+        super().process_request(request, client_address)
+
     def conn_state(self, sock, state):
         with self._lock:
             if state is None:
@@ -90,6 +97,8 @@ class AppServer(ThreadingHTTPServer):
             self._idle_changed.notify_all()
 
     def close_idle(self):
+        """Close every idle keep-alive connection; one whose next request is already waiting is kept
+        (and counted busy) so that request is answered, with ``Connection: close``."""
         with self._lock:
             for sock, state in self._conns.items():
                 if state != "idle":
@@ -97,7 +106,8 @@ class AppServer(ThreadingHTTPServer):
                 try:
                     pending, _, _ = select.select([sock], [], [], 0)
                     if pending and sock.recv(1, socket.MSG_PEEK):
-                        continue  # a request is arriving: serve it, then close (Connection: close)
+                        self._conns[sock] = "busy"
+                        continue
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
@@ -127,11 +137,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.server.conn_state(self.connection, "idle")
         self.timeout_s = self.server.opts.keepalive_timeout
         self.connection.settimeout(self.timeout_s)
         # headers and body are two writes: without NODELAY, Nagle + delayed ACK add ~40 ms per response
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._pipelined = False
 
     def finish(self):
         try:
@@ -141,17 +151,40 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self):
         try:
-            super().handle_one_request()
+            if self._claim_next_request():
+                super().handle_one_request()
+            else:
+                self.close_connection = True  # keep-alive timeout
         except (ConnectionError, socket.timeout):
             self.close_connection = True
         finally:
             if self.server.stopping.is_set():
                 self.close_connection = True
-            self.server.conn_state(self.connection, "idle")
+            # still busy: bytes of a pipelined request may already sit in rfile's buffer
+            self._pipelined = not self.close_connection and self._input_buffered()
+            self.server.conn_state(self.connection, "busy" if self._pipelined else "idle")
 
-    def parse_request(self):
+    def _claim_next_request(self):
+        """Wait, reading nothing, until the next request starts arriving (or the peer closes), then mark
+        the connection busy. False on keep-alive timeout."""
+        if self._pipelined:
+            return True
+        readable, _, _ = select.select([self.connection], [], [], self.timeout_s)
+        if not readable:
+            return False
         self.server.conn_state(self.connection, "busy")
-        return super().parse_request()
+        return True
+
+    def _input_buffered(self):
+        """True if a next request is already readable without blocking, in rfile's buffer or the socket."""
+        try:
+            self.connection.setblocking(False)
+            return bool(self.rfile.peek(1))
+        except (OSError, ValueError):
+            return False
+        finally:
+            with contextlib.suppress(OSError):  # already closed
+                self.connection.settimeout(self.timeout_s)
 
     def log_message(self, fmt, *args):
         if self.server.opts.access_log:

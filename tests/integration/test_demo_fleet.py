@@ -159,6 +159,86 @@ def test_graceful_sigterm_finishes_in_flight_request(release):
         get(idle, "/version")
 
 
+class InProcessApp:
+    """The demo app's server in this process on 127.0.0.201, so a test can hold a handler at a chosen
+    point and then run the same shutdown sequence as ``main()``."""
+
+    def __init__(self, monkeypatch, hold_before_parse=False):
+        from demo import app
+
+        self.entered = threading.Event()  # a handler has read a request line and is held
+        self.release = threading.Event()
+        if hold_before_parse:
+            original = app.Handler.parse_request
+
+            def held_parse(handler):
+                if not self.release.is_set():
+                    self.entered.set()
+                    self.release.wait(20)
+                return original(handler)
+
+            monkeypatch.setattr(app.Handler, "parse_request", held_parse)
+        opts = app.parse_args(["--bind", "127.0.0.201", "--port", "0", "--require-file", "", "--grace", "10"])
+        self.srv = app.AppServer(("127.0.0.201", 0), opts, app.Log())
+        opts.port = self.port = self.srv.server_address[1]
+        self.loop = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.loop.start()
+
+    def connect(self):
+        return http.client.HTTPConnection("127.0.0.201", self.port, timeout=10)
+
+    def stop(self):
+        """main()'s shutdown steps; returns the wait_drained thread and its result list."""
+        self.srv.stopping.set()
+        self.srv.shutdown()
+        self.srv.socket.close()
+        self.srv.close_idle()
+        result = []
+        waiter = threading.Thread(target=lambda: result.append(self.srv.wait_drained(10)), daemon=True)
+        waiter.start()
+        return waiter, result
+
+
+def test_shutdown_answers_a_request_read_but_not_yet_parsed(monkeypatch):
+    """The race CI hit: the handler has read the next request on a keep-alive connection and is
+    descheduled before parsing it when the shutdown closes idle connections. That request must still be
+    answered, and the shutdown must wait for it."""
+    app = InProcessApp(monkeypatch, hold_before_parse=True)
+    app.release.set()
+    conn = app.connect()
+    assert get(conn, "/version")[0].status == 200
+    app.release.clear()
+    conn.request("GET", "/version")
+    assert app.entered.wait(10), "the handler never read the request"
+    waiter, result = app.stop()
+    waiter.join(0.5)
+    assert waiter.is_alive(), "shutdown stopped waiting while a read request was unanswered"
+    app.release.set()
+    r = conn.getresponse()
+    assert r.status == 200 and r.headers.get("Connection") == "close"
+    assert r.read() == b"unknown\n"
+    waiter.join(10)
+    assert result == [0]
+
+
+def test_pipelined_requests_are_all_answered_and_an_idle_connection_is_closed(monkeypatch):
+    app = InProcessApp(monkeypatch)
+    idle = app.connect()
+    assert get(idle, "/version")[0].status == 200
+    with socket.create_connection(("127.0.0.201", app.port), timeout=5) as s:
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2:
+            chunk = s.recv(65536)  # times out (fails) if the second request waits for more input
+            assert chunk, "closed after %r" % data
+            data += chunk
+    waiter, result = app.stop()
+    waiter.join(10)
+    assert result == [0]
+    with pytest.raises((OSError, http.client.HTTPException)):
+        get(idle, "/version")
+
+
 # ---------------------------------------------------------------------------------------- app-ctl
 
 
