@@ -284,6 +284,8 @@ class ReleaseState:
                 raise TypeError("record of release %r is not an object" % name)
             if record.get("checksum") is not None:
                 parse_checksum(record["checksum"])
+            if not isinstance(record.get("rolled_back_at", ""), str):
+                raise TypeError("rolled_back_at of release %r is not a string" % name)
         state.releases = releases
         return state
 
@@ -312,6 +314,13 @@ class ReleaseState:
         self.history = self.history[-HISTORY_LIMIT:]
         self.previous = previous
         self.current = version
+        # Running again: whatever rolled it back before is history.
+        self.releases.get(version, {}).pop("rolled_back_at", None)
+
+    def record_rollback(self, left, when):
+        """``left`` was current until a rollback switched away from it."""
+        if left in self.releases:
+            self.releases[left]["rolled_back_at"] = when
 
     def forget(self, version):
         self.releases.pop(version, None)
@@ -776,7 +785,10 @@ class ReleaseManager:
         old = self.current
         if not self.check_mode:
             self._switch(target)
-            self.state.record_activation(target, old, self._when())
+            when = self._when()
+            self.state.record_activation(target, old, when)
+            if old is not None:
+                self.state.record_rollback(old, when)
             self._save()
         self.actions.append("rolled back from %s to %s" % (old or "none", target))
         self.current = target
@@ -897,6 +909,52 @@ def _compare_checksum(src, expected, actual):
             "checksum mismatch for %s: expected %s, got %s. Nothing was unpacked and current is unchanged."
             % (src, expected, actual)
         )
+
+
+def describe_releases(path):
+    """What is deployed under ``path``, read without the lock and without changing anything.
+
+    The state file is replaced atomically, so a concurrent run is seen before or after its change.
+    Returns ``exists``, ``current``, ``previous``, ``releases`` (oldest first, one dict per directory in
+    ``releases/``), ``rolled_back`` (names of the releases a rollback switched away from and that have not run
+    since) and ``history`` (activations, oldest first). Raises RolloutError subclasses.
+    """
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise ValidationError("path must be an absolute path, got %r." % (path,))
+    path = os.path.normpath(path)
+    if not os.path.isdir(path):
+        return {
+            "exists": False,
+            "current": None,
+            "previous": None,
+            "releases": [],
+            "rolled_back": [],
+            "history": [],
+        }
+    manager = ReleaseManager(path)
+    manager._read()
+    state = manager.state
+    releases = []
+    for name in sorted(manager.dirs, key=lambda n: (state.rank(n), natural_key(n))):
+        record = state.releases.get(name)
+        releases.append(
+            {
+                "name": name,
+                "complete": record is not None,
+                "checksum": (record or {}).get("checksum"),
+                "installed_at": (record or {}).get("installed_at"),
+                "adopted": bool((record or {}).get("adopted")),
+                "rolled_back_at": (record or {}).get("rolled_back_at"),
+            }
+        )
+    return {
+        "exists": True,
+        "current": manager.current,
+        "previous": manager.previous,
+        "releases": releases,
+        "rolled_back": [r["name"] for r in releases if r["rolled_back_at"]],
+        "history": list(state.history),
+    }
 
 
 def manage_release(

@@ -76,6 +76,9 @@ options:
       - V(active) makes sure the release is unpacked and C(current) points to it.
       - V(rollback) points C(current) back to the release that was active before the current one, or to
         O(version) when given. Rolling back twice returns to where you started.
+      - The state file then records the release that was left as rolled back, until it is active again;
+        M(zerodowntime.rollout.release_info) reports it, and the rolling_update role refuses to deploy it again
+        unless told to retry.
       - V(absent) removes an inactive release. Removing the current release is refused.
     type: str
     choices: [present, active, rollback, absent]

@@ -55,18 +55,16 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
 
     sampler = RotationSampler(fleet3.data["admin_socket"], fleet3.data["backend"]).start()
     load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=100.0).start()
+    args = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_health_interval": 0.2,
+        "rolling_update_health_timeout": 4,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
     try:
-        proc = run_playbook(
-            inv,
-            {
-                "rolling_update_version": "v2",
-                "rolling_update_artifact": artifact,
-                "rolling_update_artifact_checksum": "sha256:" + sha,
-                "rolling_update_health_interval": 0.2,
-                "rolling_update_health_timeout": 4,
-                "rollout_lock_path": str(tmp_path / "rollout.lock"),
-            },
-        )
+        proc = run_playbook(inv, args)
     finally:
         summary = load.stop()
         sampler.stop()
@@ -88,6 +86,19 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
     out_secs = sampler.out_of_rotation_seconds()
     assert out_secs["app1"] > 0 and out_secs["app2"] == 0 and out_secs["app3"] == 0, out_secs
     assert summary.failed == 0, summary.format()
+
+    # The same job run again (an AWX relaunch): app1 records v2 as rolled back, so preflight refuses it
+    # before anything changes on any host or in HAProxy.
+    pids = {n: fleet3.host_pid(n) for n in names}
+    before = admin_states(fleet3.admin("show servers state app"))
+    again = run_playbook(inv, args)
+    assert again.returncode != 0
+    assert "Refusing app1: release v2 was rolled back on it at 20" in again.stdout, again.stdout[-3000:]
+    assert "(it serves v1)" in again.stdout and "rolling_update_retry_rolled_back=true" in again.stdout
+    assert admin_states(fleet3.admin("show servers state app")) == before
+    assert {n: fleet3.host_pid(n) for n in names} == pids
+    assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
+    assert not (tmp_path / "rollout.lock").exists()
 
 
 def test_bad_setting_on_the_last_host_fails_before_any_host_changes(fleet3, tmp_path):

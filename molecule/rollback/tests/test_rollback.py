@@ -117,3 +117,17 @@ def test_haproxy_has_the_server_up_and_only_the_first_host_went_down(host, hostv
             assert int(row["chkdown"]) >= 1, json.dumps(row)
         else:
             assert int(row["chkdown"]) == 0, json.dumps(row)
+
+
+def test_the_first_host_records_the_broken_release_as_rolled_back(host, hostvars, first_host):
+    """What makes a plain re-run refuse the release (molecule's idempotence step) instead of retrying it."""
+    state_file = host.file(hostvars["rolling_update_path"] + "/.rollout-state.json")
+    if host.backend.host != first_host:
+        # never saw the broken release: nothing on it is recorded as rolled back
+        if state_file.exists:
+            releases = json.loads(state_file.content_string)["releases"]
+            assert not [n for n, r in releases.items() if r.get("rolled_back_at")], releases
+        return
+    releases = json.loads(state_file.content_string)["releases"]
+    assert releases[hostvars["rolling_update_version"]].get("rolled_back_at"), releases
+    assert "rolled_back_at" not in releases[hostvars["molecule_fleet_from_version"]], releases

@@ -564,3 +564,91 @@ def test_failed_switch_keeps_the_unpacked_release_recorded(env, monkeypatch):
 def test_rollback_on_an_empty_path(env):
     with pytest.raises(ReleaseError, match="there are no releases"):
         env.run(state="rollback")
+
+
+# --- rolled-back marks and describe_releases -------------------------------------------------------
+
+
+def test_rollback_marks_the_release_it_left_until_it_runs_again(env):
+    env.activate("v1")
+    env.activate("v2", checksum=None)
+    assert _release.describe_releases(env.root)["rolled_back"] == []
+    env.run(state="rollback")
+    info = _release.describe_releases(env.root)
+    assert info["rolled_back"] == ["v2"] and info["current"] == "v1" and info["previous"] == "v2"
+    marked = {r["name"]: r["rolled_back_at"] for r in info["releases"]}
+    assert marked["v1"] is None and marked["v2"] == env.state()["releases"]["v2"]["rolled_back_at"]
+    # the mark survives other activations of other releases ...
+    env.activate("v3")
+    assert _release.describe_releases(env.root)["rolled_back"] == ["v2"]
+    # ... and goes once the release is active again
+    env.activate("v2")
+    info = _release.describe_releases(env.root)
+    assert info["rolled_back"] == [] and info["current"] == "v2"
+    assert "rolled_back_at" not in env.state()["releases"]["v2"]
+
+
+def test_rollback_in_check_mode_marks_nothing(env):
+    env.activate("v1")
+    env.activate("v2")
+    before = env.snapshot()
+    assert env.run(state="rollback", check_mode=True)["changed"]
+    assert env.snapshot() == before
+    assert _release.describe_releases(env.root)["rolled_back"] == []
+
+
+def test_describe_releases_reports_records_in_install_order_and_changes_nothing(env):
+    data_v1 = tar_bytes({"VERSION": b"v1\n"})
+    src = os.path.join(os.path.dirname(env.root), "v1.tar.gz")
+    with open(src, "wb") as handle:
+        handle.write(data_v1)
+    env.run(version="v1", src=src, checksum=sha(data_v1), state="active")
+    env.activate("v10")
+    env.activate("v2")
+    before = env.snapshot()
+    info = _release.describe_releases(env.root)
+    assert env.snapshot() == before
+    assert info["exists"] is True
+    assert [r["name"] for r in info["releases"]] == ["v1", "v10", "v2"]  # install order, not name order
+    first = info["releases"][0]
+    assert first["complete"] and not first["adopted"] and first["checksum"] == env.state()["releases"]["v1"]["checksum"]
+    assert first["installed_at"] and first["rolled_back_at"] is None
+    assert [h["release"] for h in info["history"]] == ["v1", "v10", "v2"]
+    assert (info["current"], info["previous"]) == ("v2", "v10")
+
+
+def test_describe_releases_of_a_missing_path_and_an_adopted_layout(env, tmp_path):
+    missing = _release.describe_releases(str(tmp_path / "nothing-here"))
+    assert missing == {
+        "exists": False,
+        "current": None,
+        "previous": None,
+        "releases": [],
+        "rolled_back": [],
+        "history": [],
+    }
+    os.makedirs(os.path.join(env.root, "releases", "r1"))
+    os.symlink("releases/r1", os.path.join(env.root, "current"))
+    info = _release.describe_releases(env.root)
+    assert info["current"] == "r1" and info["previous"] is None and info["history"] == []
+    assert info["releases"] == [
+        {
+            "name": "r1",
+            "complete": True,
+            "checksum": None,
+            "installed_at": None,
+            "adopted": True,
+            "rolled_back_at": None,
+        }
+    ]
+    assert not os.path.exists(os.path.join(env.root, ".rollout-state.json"))  # reading adopts nothing
+
+
+def test_describe_releases_refuses_a_relative_path_and_a_corrupt_state_file(env):
+    with pytest.raises(ValidationError, match="absolute"):
+        _release.describe_releases("relative/path")
+    env.activate("v1")
+    with open(os.path.join(env.root, ".rollout-state.json"), "w") as handle:
+        json.dump({"format": 1, "releases": {"v1": {"rolled_back_at": 5}}}, handle)
+    with pytest.raises(StateFileError, match="rolled_back_at"):
+        _release.describe_releases(env.root)
