@@ -73,15 +73,16 @@ docs-check: venv
 # Molecule scenarios (molecule/<name>/ on the shared .config/molecule/config.yml): local processes, no
 # containers, the source tree on the collections path. Unless the caller set ANSIBLE_HOME, HOME and
 # ANSIBLE_HOME point at a temporary directory (kept, and printed, if a scenario fails).
-MOLECULE_ARGS ?= --all
+# The scenarios run side by side (scripts/molecule-all.sh); name some with MOLECULE_SCENARIOS="default aws".
+MOLECULE_SCENARIOS ?=
 molecule: venv
 	@tmp=""; \
 	if [ -z "$${ANSIBLE_HOME:-}" ]; then \
 	    tmp=$$(mktemp -d /tmp/molecule-home.XXXXXX); export HOME="$$tmp" ANSIBLE_HOME="$$tmp/.ansible"; \
 	fi; \
 	rc=0; \
-	cd $(CURDIR) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CI=true $(ANSIBLE_ENV) \
-	    $(VENV)/bin/molecule test $(MOLECULE_ARGS) </dev/null || rc=$$?; \
+	cd $(CURDIR) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CI=true $(ANSIBLE_ENV) MOLECULE=$(VENV)/bin/molecule \
+	    scripts/molecule-all.sh $(MOLECULE_SCENARIOS) </dev/null || rc=$$?; \
 	if [ -n "$$tmp" ]; then \
 	    if [ "$$rc" -eq 0 ]; then rm -rf "$$tmp"; else echo "molecule failed (rc=$$rc); its HOME is kept in $$tmp"; fi; \
 	fi; \

@@ -395,8 +395,24 @@ def gather_server_info(sockets, backend=None, connect=None):
     addresses = _validate_common(sockets, backend)
     connect = connect or make_runtime
     result = []
+    unreachable = []
     for address in addresses:
-        runtime = connect(address.text)
-        level = runtime.cli_level()
-        result.append({"socket": address.text, "cli_level": level, "backends": runtime.get_backends(backend)})
+        # Every socket is tried, so that one answer names every HAProxy that is down, not just the first.
+        try:
+            runtime = connect(address.text)
+            level = runtime.cli_level()
+            backends = runtime.get_backends(backend)
+        except LBUnreachableError as exc:
+            unreachable.append((address.text, exc.msg))
+            continue
+        result.append({"socket": address.text, "cli_level": level, "backends": backends})
+    if unreachable:
+        failed = [{"socket": text, "msg": msg} for text, msg in unreachable]
+        if len(unreachable) == 1:
+            raise LBUnreachableError(unreachable[0][1], socket=unreachable[0][0], failed_sockets=failed)
+        raise LBUnreachableError(
+            "%d of %d HAProxy runtime sockets did not answer. %s"
+            % (len(unreachable), len(addresses), " ".join(msg for _text, msg in unreachable)),
+            failed_sockets=failed,
+        )
     return {"sockets": result}

@@ -234,6 +234,13 @@ sockets:
             backup:
               description: Whether this is a backup server.
               type: bool
+failed_sockets:
+  description:
+    - When a socket does not answer, every socket that did not answer and why; the task fails, naming them all.
+  returned: failure
+  type: list
+  elements: dict
+  sample: [{socket: "tcp://10.0.0.11:9999", msg: "Connection refused by HAProxy runtime socket tcp://10.0.0.11:9999 ..."}]
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

@@ -422,3 +422,23 @@ def test_gather_info_unknown_backend_and_bad_name():
         _haproxy.gather_server_info([A], backend="be_nope", connect=pair.connect)
     with pytest.raises(ValidationError):
         _haproxy.gather_server_info([A], backend="be;nope", connect=pair.connect)
+
+
+def test_gather_info_names_every_socket_that_does_not_answer():
+    c = "/run/haproxy/c.sock"
+    pair = Pair(
+        a=FakeHAProxy({("be_app", "web1"): make_server()}, unreachable="Connection refused by /run/haproxy/a.sock"),
+        b=FakeHAProxy({}, unreachable="Connection refused by tcp://10.0.0.11:9999"),
+    )
+    pair.fakes[c] = FakeHAProxy({("be_app", "web1"): make_server()})
+    with pytest.raises(LBUnreachableError) as info:
+        _haproxy.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
+    assert info.value.msg.startswith("2 of 3 HAProxy runtime sockets did not answer.")
+    assert "a.sock" in info.value.msg and "10.0.0.11:9999" in info.value.msg
+    assert [f["socket"] for f in info.value.details["failed_sockets"]] == [A, B]
+    # one socket down: its own message, unchanged, with the socket named
+    pair.fakes[A].unreachable = None
+    with pytest.raises(LBUnreachableError) as info:
+        _haproxy.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
+    assert info.value.msg == "Connection refused by tcp://10.0.0.11:9999"
+    assert info.value.details["socket"] == B
