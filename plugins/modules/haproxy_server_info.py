@@ -240,7 +240,7 @@ failed_sockets:
   returned: failure
   type: list
   elements: dict
-  sample: [{socket: "tcp://10.0.0.11:9999", msg: "Connection refused by HAProxy runtime socket tcp://10.0.0.11:9999 ..."}]
+  sample: [{socket: "tcp://10.0.0.11:9999", msg: "Connection refused by HAProxy runtime socket ..."}]
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
