@@ -17,7 +17,7 @@ help:
 	@echo "make demo    bring up a local fleet (4 hosts behind HAProxy) and roll it v1 -> v2 under load"
 	@echo "make test    the whole suite: lint, sanity, unit and integration tests (ansible-core 2.21 and 2.17), packaging"
 	@echo "make venv    create .venv / .venv-min, fetch amazon.aws offline, install haproxy if missing"
-	@echo "make docs    regenerate docs/reference/ (modules, filters, callback, role) from the plugins' own docs"
+	@echo "make docs    regenerate docs/reference/ (modules, filters, lookup, callback, role) from the plugins' own docs"
 
 venv:
 	@scripts/bootstrap.sh 2> >(grep -v "^WARNING: Location 'file:///opt" >&2)

@@ -5,10 +5,15 @@
 
 The lock is a small JSON file on a host that every rollout of the service shares. Taking it is
 atomic (``O_CREAT | O_EXCL`` of the file itself, or an atomic rename over a lock that may be taken
-over). It records the owner, the run id, the start time and a TTL:
+over). It records the owner, the run id, the start time and a TTL, and, when the caller passes its
+``run`` (the ``zerodowntime.rollout.controller_run`` lookup), the controller, the pid of its
+ansible-playbook process and that process's start time:
 
 - a free lock is taken;
-- a lock held by the same owner is taken again (a re-run or a resume after an interrupted run);
+- a lock held by the same owner in another run is taken over (a resume after an interrupted run),
+  unless that run is known to be alive: recorded on this very controller, and its ansible-playbook
+  process (pid and start time) is in ``run["running"]``. Then the caller is refused. When nothing is
+  known (another controller, no ``/proc``, a lock written without ``run``) it is taken over;
 - a lock whose TTL has passed is taken over, and the previous holder is reported;
 - otherwise the caller is refused with the holder's identity, unless ``force`` (break glass).
 
@@ -80,19 +85,81 @@ def _describe(holder, now):
     )
 
 
-def acquire(path, owner, run_id, ttl, force=False, check_mode=False, clock=time.time):
-    """Take the lock at ``path``. Returns a result dict; raises LockHeldError when refused."""
+_RUN_KEYS = ("controller", "pid", "started", "running")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_run(run):
+    """Check ``run`` (the controller_run lookup's dict, or None) and return it; raise ValidationError."""
+    if run is None:
+        return None
+    hint = "run must be the result of the zerodowntime.rollout.controller_run lookup"
+    if not isinstance(run, dict):
+        raise ValidationError("%s (a dict), got %s" % (hint, type(run).__name__))
+    missing = [k for k in _RUN_KEYS if k not in run]
+    unknown = sorted(str(k) for k in run if k not in _RUN_KEYS)
+    if missing or unknown:
+        raise ValidationError(
+            "%s, with exactly the keys %s; missing: %s, unknown: %s"
+            % (hint, ", ".join(_RUN_KEYS), ", ".join(missing) or "none", ", ".join(unknown) or "none")
+        )
+    if not isinstance(run["controller"], str) or not run["controller"]:
+        raise ValidationError("%s: run.controller must be a non-empty string, got %r" % (hint, run["controller"]))
+    if not _is_int(run["pid"]) or run["pid"] <= 0:
+        raise ValidationError("%s: run.pid must be a positive integer, got %r" % (hint, run["pid"]))
+    if run["started"] is not None and not isinstance(run["started"], str):
+        raise ValidationError("%s: run.started must be a string or null, got %r" % (hint, run["started"]))
+    running = run["running"]
+    if running is not None:
+        if not isinstance(running, list):
+            raise ValidationError("%s: run.running must be a list or null, got %r" % (hint, running))
+        for entry in running:
+            if (
+                not isinstance(entry, dict)
+                or set(entry) != {"pid", "started"}
+                or not _is_int(entry["pid"])
+                or not (entry["started"] is None or isinstance(entry["started"], str))
+            ):
+                raise ValidationError(
+                    "%s: every item of run.running must be a dict with pid (integer) and started (string or null),"
+                    " got %r" % (hint, entry)
+                )
+    return run
+
+
+def _holder_run_alive(holder, run):
+    """Is the run that holds the lock alive? True or False when this controller can tell, else None."""
+    if run is None or run["running"] is None or "controller_pid" not in holder:
+        return None
+    if holder.get("controller") != run["controller"]:
+        return None
+    pid, started = holder.get("controller_pid"), holder.get("controller_pid_started")
+    return any(entry["pid"] == pid and entry["started"] == started for entry in run["running"])
+
+
+def acquire(path, owner, run_id, ttl, force=False, check_mode=False, clock=time.time, run=None):
+    """Take the lock at ``path``. Returns a result dict; raises LockHeldError when refused.
+
+    ``run`` is the caller's ``controller_run`` lookup result (or None): it is recorded in the lock, and
+    tells whether the run of a same-owner holder is still alive on this controller.
+    """
     if not path or not os.path.isabs(path):
         raise ValidationError("lock path must be an absolute path, got %r" % (path,))
     if not owner:
         raise ValidationError("lock owner must not be empty")
     if ttl <= 0:
         raise ValidationError("lock ttl must be a positive number of seconds, got %r" % (ttl,))
+    validate_run(run)
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise ValidationError("the folder of the lock file does not exist: %s" % directory)
     now = clock()
     record = {"owner": owner, "run_id": run_id, "started": now, "ttl": ttl}
+    if run is not None:
+        record.update(controller=run["controller"], controller_pid=run["pid"], controller_pid_started=run["started"])
     holder = _read(path)
     if holder is None:
         if check_mode:
@@ -104,13 +171,25 @@ def acquire(path, owner, run_id, ttl, force=False, check_mode=False, clock=time.
     same_owner = holder.get("owner") == owner
     if same_owner and holder.get("run_id") == run_id:
         return {"changed": False, "acquired": True, "lock": holder, "previous": None, "msg": "lock already held by us"}
-    if not (same_owner or expired or force):
+    alive = _holder_run_alive(holder, run) if same_owner else None
+    if not ((same_owner and not alive) or expired or force):
+        if same_owner:
+            raise LockHeldError(
+                "The lock %s is held by the same owner in a run that is still running on this controller: %s, "
+                "ansible-playbook pid %s. Wait for that run to finish, or give every person and job its own lock "
+                "owner (rollout_lock_owner); if that run hangs, take the lock over with the break-glass option "
+                "(force)." % (path, _describe(holder, now), holder.get("controller_pid")),
+                holder=holder,
+            )
         raise LockHeldError(
             "Another rollout holds the lock %s: %s. Wait for it to finish, or if it is dead, wait for the TTL "
             "or take the lock over with the break-glass option (force)." % (path, _describe(holder, now)),
             holder=holder,
         )
-    reason = "same owner" if same_owner else ("expired" if expired else "forced")
+    if same_owner and not alive:
+        reason = "same owner, its run is gone" if alive is False else "same owner"
+    else:
+        reason = "expired" if expired else "forced"
     msg = "lock taken over (%s) from %s" % (reason, _describe(holder, now))
     if not check_mode:
         _replace(path, record)

@@ -11,7 +11,8 @@ author: zerodowntime.rollout contributors (@zerodowntime)
 description:
   - A lock file on a host that every rollout of the service shares (for example the first load balancer).
   - Taking it is atomic. It records O(owner), O(run_id), the start time and O(ttl).
-  - A lock held by the same O(owner) is taken again, so a re-run after an interrupted rollout is not refused.
+  - A lock held by the same O(owner) in another run is taken over, so a re-run after an interrupted rollout is not
+    refused, unless that run is known to be still alive (see O(run)); then the task fails and names it.
     A lock older than its TTL is taken over. Otherwise the task fails and names the holder.
   - O(force=true) takes or releases the lock whoever holds it (break glass).
 options:
@@ -39,6 +40,23 @@ options:
     description: Take or release the lock even when another owner holds it and its TTL has not passed.
     type: bool
     default: false
+  run:
+    description:
+      - The controller run that takes the lock, that is the dict that the P(zerodowntime.rollout.controller_run#lookup)
+        lookup returns (see the examples), with C(controller), C(pid), C(started) and C(running). Its types are
+        checked before anything else.
+      - The lock then also records the controller, the pid of its C(ansible-playbook) process and that process's start
+        time (C(controller), C(controller_pid), C(controller_pid_started)).
+      - When the lock is held by the same O(owner) in another run that was recorded on this same controller, that run
+        is alive if its pid and start time are in C(running). An alive run keeps the lock (the task fails, naming it);
+        a dead one is taken over at once, and RV(taken_over) is V(same owner, its run is gone).
+      - Limitation. When the holder's run was recorded on another controller, or without O(run) (a lock written by an
+        older version), or when C(running) is V(null) (a controller without C(/proc)), whether it is alive cannot be
+        told, and a lock held by the same O(owner) is taken over as without O(run). Two runs with the same owner on
+        different controllers are therefore not kept apart; give every person and job its own O(owner).
+      - Only used with O(state=present).
+    type: dict
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -56,6 +74,7 @@ EXAMPLES = r"""
     path: /var/lib/rollout/app.lock
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
     run_id: "{{ rollout_run_id }}"
+    run: "{{ query('zerodowntime.rollout.controller_run') | first }}"
     ttl: 7200
   delegate_to: lb1
   run_once: true
@@ -72,7 +91,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 lock:
-  description: The lock as it stands after the task (owner, run_id, started as a UNIX time, ttl).
+  description:
+    - The lock as it stands after the task (owner, run_id, started as a UNIX time, ttl).
+    - With O(run), also controller, controller_pid and controller_pid_started.
   returned: state=present
   type: dict
 previous:
@@ -80,7 +101,10 @@ previous:
   returned: when there was one
   type: dict
 taken_over:
-  description: Why a held lock was taken over (V(same owner), V(expired) or V(forced)).
+  description:
+    - Why a held lock was taken over.
+    - V(same owner, its run is gone) when O(run) shows that the same owner's run holding it has ended,
+      V(same owner) when that cannot be told, V(expired) or V(forced).
   returned: when a held lock was taken over
   type: str
 msg:
@@ -104,13 +128,14 @@ def main():
             "run_id": {"type": "str"},
             "ttl": {"type": "int", "default": 3600},
             "force": {"type": "bool", "default": False},
+            "run": {"type": "dict"},
         },
         supports_check_mode=True,
     )
     p = module.params
     try:
         if p["state"] == "present":
-            result = acquire(p["path"], p["owner"], p["run_id"], p["ttl"], p["force"], module.check_mode)
+            result = acquire(p["path"], p["owner"], p["run_id"], p["ttl"], p["force"], module.check_mode, run=p["run"])
         else:
             result = release(p["path"], p["owner"], p["run_id"], p["force"], module.check_mode)
     except RolloutError as exc:

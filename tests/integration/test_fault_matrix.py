@@ -7,7 +7,7 @@ from the HAProxy sockets, the release symlinks, the apps' /version answers and t
 
 - R5  one HAProxy of an HA pair is unreachable: refused in preflight, naming it; nothing changed.
 - R7  two rollouts at the same time: the second is refused naming the owner of the first, which
-      completes.
+      completes; so is a second run by the same owner while the first is alive on this controller.
 - R8  a backend or server name that could smuggle a second command to the Runtime API (``;``,
       newline): refused in preflight for every host before a single command reaches HAProxy.
 - R10 a session that outlasts the drain deadline: ``fail`` restores the host untouched and halts;
@@ -384,6 +384,9 @@ def test_r7_concurrent_rollout_is_refused_and_the_first_completes(fleet_factory,
     )
     extra_b = {k: v for k, v in extra_a.items() if k != "rolling_update_before_enable_tasks"}
     extra_b["rollout_lock_owner"] = "bob@controller-b"
+    # The same rollout again by the owner of A (the default owner is USER@controller, so two terminals of
+    # one operator look like this): A is alive on this controller, so B may not take the lock over.
+    extra_b_same_owner = dict(extra_b, rollout_lock_owner="alice@controller-a")
     pids = {h["name"]: fleet.host_pid(h["name"]) for h in fleet.hosts}
 
     sampler = RotationSampler(sock, fleet.backend).start()
@@ -400,24 +403,45 @@ def test_r7_concurrent_rollout_is_refused_and_the_first_completes(fleet_factory,
 
         holder = wait_for(a_holds_lock, 120, what="rollout A to take the lock")
         assert holder["owner"] == "alice@controller-a"
+        # The lock names A's ansible-playbook process (the controller_run lookup), by pid and start time.
+        with open("/proc/%d/stat" % a.pid) as f:
+            a_started = f.read().rpartition(")")[2].split()[19]
+        assert (holder["controller"], holder["controller_pid"], holder["controller_pid_started"]) == (
+            socket.gethostname(),
+            a.pid,
+            a_started,
+        ), holder
         gate.wait_arrival("app1", lambda: a.poll() is None)
         assert stat(sock)["app1"]["status"] in ("DRAIN", "DOWN") and host_versions(fleet)["app1"] == "v2"
+        lock_bytes = lock.read_bytes()
         snapshot = server_snapshot(sock)
         facts = host_facts(fleet)
 
-        proc_b = run_playbook(inv, extra_b)
+        def assert_refused_and_nothing_changed(proc_b, expected):
+            assert a.poll() is None, "rollout A ended while B ran: the two did not overlap"
+            out_b = proc_b.stdout
+            assert proc_b.returncode != 0, out_b[-3000:]
+            msg = failure_text(out_b)
+            assert expected in msg, msg
+            assert recap(out_b) and all(r["changed"] == 0 for r in recap(out_b).values()), out_b[-2000:]
+            assert not [t for t in task_names(out_b) if "Drain" in t or "traffic" in t], task_names(out_b)
+            assert lock.read_bytes() == lock_bytes
+            assert server_snapshot(sock) == snapshot
+            assert host_facts(fleet) == facts
+            return msg
 
-        assert a.poll() is None, "rollout A ended while B ran: the two did not overlap"
-        # B was refused by the lock, naming A's owner, and changed nothing.
-        out_b = proc_b.stdout
-        assert proc_b.returncode != 0, out_b[-3000:]
-        msg = failure_text(out_b)
-        assert "Another rollout holds the lock %s: alice@controller-a (run %s" % (lock, holder["run_id"]) in msg, msg
-        assert recap(out_b) and all(r["changed"] == 0 for r in recap(out_b).values()), out_b[-2000:]
-        assert not [t for t in task_names(out_b) if "Drain" in t or "traffic" in t], task_names(out_b)
-        assert read_lock(lock) == holder
-        assert server_snapshot(sock) == snapshot
-        assert host_facts(fleet) == facts
+        # B (another owner) was refused by the lock, naming A's owner, and changed nothing.
+        assert_refused_and_nothing_changed(
+            run_playbook(inv, extra_b),
+            "Another rollout holds the lock %s: alice@controller-a (run %s" % (lock, holder["run_id"]),
+        )
+        # B with A's owner was refused too: A's run is alive on this controller.
+        msg = assert_refused_and_nothing_changed(
+            run_playbook(inv, extra_b_same_owner),
+            "The lock %s is held by the same owner in a run that is still running on this controller: "
+            "alice@controller-a (run %s" % (lock, holder["run_id"]),
+        )
+        assert "ansible-playbook pid %d." % a.pid in msg and "rollout_lock_owner" in msg, msg
 
         gate.open()
         rc_a = a.wait(timeout=300)

@@ -132,6 +132,7 @@ def test_bad_setting_on_the_last_host_fails_before_any_host_changes(fleet3, tmp_
         assert version_of(h) == "v1"
 
 
+@pytest.mark.latest_only
 def test_capacity_guard_refuses_to_drain_when_too_few_would_remain(fleet3, tmp_path):
     hosts = fleet3.data["hosts"]
     pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
@@ -246,6 +247,7 @@ Handler._serve = _fading_health
 """
 
 
+@pytest.mark.latest_only
 def test_release_that_fails_inside_the_stabilisation_window_is_rolled_back(fleet3, tmp_path):
     """R2: ready at first, unready 8 s after it started, inside a 20 s stabilisation window."""
     with open(APP_PY) as f:

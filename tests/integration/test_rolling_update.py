@@ -132,6 +132,7 @@ def write_hooks(tmp_path):
     return log, paths
 
 
+@pytest.mark.latest_only
 def test_ramp_never_exceeds_the_batch_and_runs_hooks_in_order(fleet5, tmp_path):
     names = [h["name"] for h in fleet5.data["hosts"]]
     log, hooks = write_hooks(tmp_path)
