@@ -160,7 +160,7 @@ def test_rollback_scope_run_reverts_every_updated_host_and_never_contracts(fleet
     assert summary.failed == 0, summary.format()
 
 
-def gate_run(fleet, tmp_path, stdin_tty):
+def gate_run(fleet, tmp_path, stdin_tty, answer=b"yes"):
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
     extra = base_vars(tmp_path, artifact, sha)
@@ -210,7 +210,7 @@ def gate_run(fleet, tmp_path, stdin_tty):
         # at once can be thrown away: type it again each second until the play moves on.
         deadline = time.monotonic() + 60
         while not answered.wait(1.0) and proc.poll() is None and time.monotonic() < deadline:
-            os.write(master, b"yes\r")
+            os.write(master, answer + b"\r")
         proc.wait(timeout=180)
         t.join(10)
     finally:
@@ -250,6 +250,15 @@ def test_manual_gate_answered_yes_at_a_terminal_rolls_on(fleet2, tmp_path):
     proc = gate_run(fleet2, tmp_path, stdin_tty=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert versions(fleet2) == {"app1": "v2", "app2": "v2"}
+    assert not (tmp_path / "rollout.lock").exists()
+
+
+@pytest.mark.latest_only
+def test_manual_gate_answered_no_at_a_terminal_halts_and_says_what_was_typed(fleet2, tmp_path):
+    proc = gate_run(fleet2, tmp_path, stdin_tty=True, answer=b"no")
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert 'Stopped at the manual gate after app1 (the answer was "no", not yes)' in proc.stdout, proc.stdout[-4000:]
+    assert versions(fleet2) == {"app1": "v2", "app2": "v1"}
     assert not (tmp_path / "rollout.lock").exists()
 
 
