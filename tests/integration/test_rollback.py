@@ -89,12 +89,19 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
 
     # The same job run again (an AWX relaunch): app1 records v2 as rolled back, so preflight refuses it
     # before anything changes on any host or in HAProxy.
+    # The drain marker stands in for a run killed during that rollback, before app1 was back in rotation:
+    # the refusal then also says how to put the host back.
+    marker = os.path.join(hosts[0]["deploy_path"], ".rollout-drained")
+    with open(marker, "w") as f:
+        f.write("{}")
     pids = {n: fleet3.host_pid(n) for n in names}
     before = admin_states(fleet3.admin("show servers state app"))
     again = run_playbook(inv, args)
     assert again.returncode != 0
     assert "Refusing app1: release v2 was rolled back on it at 20" in again.stdout, again.stdout[-3000:]
     assert "(it serves v1)" in again.stdout and "rolling_update_retry_rolled_back=true" in again.stdout
+    assert "left drained by an interrupted run: roll out the release it serves (v1) to put it back" in again.stdout
+    assert os.path.exists(marker)
     assert admin_states(fleet3.admin("show servers state app")) == before
     assert {n: fleet3.host_pid(n) for n in names} == pids
     assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
