@@ -9,7 +9,7 @@ version_added: 0.1.0
 author: zerodowntime.rollout contributors (@zerodowntime)
 description:
   - Records, for every host, when each step of the M(zerodowntime.rollout.rolling_update) role's transaction
-    started and ended (C(preflight), C(check), C(drain), C(stop), C(deploy), C(start), C(ready), C(enable),
+    started and ended (C(preflight), C(check), C(unpack), C(drain), C(stop), C(deploy), C(start), C(ready), C(enable),
     C(stabilize), C(hook), C(rollback)), the serial batch the host was in, how long it was out of rotation,
     and whether it was skipped (already done), rolled back or failed, with the failure message.
   - A task belongs to the step of the role task file it comes from (C(tasks/drain.yml), C(tasks/haproxy/drain.yml)),

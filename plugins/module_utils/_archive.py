@@ -305,6 +305,16 @@ class OpenArchive:
             self.close()
             raise
 
+    def data_size(self):
+        """Bytes the regular files of the archive hold once unpacked (from the member headers, which the
+        extraction does not exceed)."""
+        total = 0
+        for member in self.members:
+            if member.kind == KIND_FILE:
+                info = member.source
+                total += info.size if self.fmt == "tar" else info.file_size
+        return total
+
     def close(self):
         if self._handle is not None:
             self._handle.close()

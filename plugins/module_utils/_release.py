@@ -153,6 +153,56 @@ def parse_mode(value):
     return mode
 
 
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_free_space(value):
+    """``min_free_space`` -> ``("bytes", n)`` or ``("percent", p)``; ``0``/``None``/``""`` -> ``("bytes", 0)``.
+
+    Bytes may carry a binary suffix (``512M``, ``2G``; ``K``, ``M``, ``G``, ``T``, optionally followed by ``B``
+    or ``iB``); a percentage (``5%``) is of the whole filesystem.
+    """
+    if value is None or value == "":
+        return ("bytes", 0)
+    if isinstance(value, bool):
+        raise ValidationError("min_free_space must be a size such as 2G or a percentage such as 5%%, got %r." % value)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValidationError("min_free_space must not be negative, got %r." % value)
+        return ("bytes", value)
+    text = str(value).strip().upper()
+    hint = "min_free_space must be a size such as 2G, 512M or 1048576, or a percentage such as 5%%, got %r." % value
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise ValidationError(hint) from None
+        if not 0 <= percent < 100:
+            raise ValidationError("min_free_space must be a percentage from 0 up to 100 (excluded), got %r." % value)
+        return ("percent", percent)
+    for suffix in ("IB", "B"):
+        if text.endswith(suffix) and text[: -len(suffix)][-1:] in ("K", "M", "G", "T"):
+            text = text[: -len(suffix)]
+            break
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)].strip()
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValidationError(hint) from None
+    if amount < 0 or amount != amount:
+        raise ValidationError(hint)
+    return ("bytes", int(amount * _SIZE_UNITS[unit]))
+
+
+def format_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+    return "%.1f TiB" % n
+
+
 def resolve_uid(owner):
     """User name or numeric id -> uid; None -> -1 (leave unchanged)."""
     if owner is None or owner == "":
@@ -502,8 +552,10 @@ class ReleaseManager:
         fetch=None,
         check_mode=False,
         now=None,
+        min_free_space=("bytes", 0),
     ):
         self.layout = Layout(path)
+        self.min_free_space = min_free_space
         self.keep = keep
         self.shared_paths = list(shared_paths)
         self.uid = uid
@@ -694,6 +746,7 @@ class ReleaseManager:
             _compare_checksum(redact_url(src) if is_url(src) else src, checksum, actual)
             with self._open_archive(handle, src) as archive:
                 # Every member is checked by now; the first write happens below.
+                self._check_space(version, archive.data_size())
                 self._makedirs(layout.releases_dir)
                 self._makedirs(layout.shared_dir)
                 staging = tempfile.mkdtemp(dir=self._tmp(), prefix="release.")
@@ -718,6 +771,31 @@ class ReleaseManager:
             self.dirs.append(version)
         self._save()
         self.actions.append("%s %s (%s)" % ("redid incomplete release" if redo else "unpacked", version, actual))
+
+    def _check_space(self, version, needed):
+        """Refuse to unpack when the release would not fit, keeping ``min_free_space`` free."""
+        st = os.statvfs(self.layout.path)
+        free = st.f_bavail * st.f_frsize
+        kind, amount = self.min_free_space
+        reserve = int(st.f_blocks * st.f_frsize * amount / 100.0) if kind == "percent" else amount
+        if needed + reserve <= free:
+            return
+        kept = (
+            (
+                " and keep %s free (min_free_space %s)"
+                % (format_bytes(reserve), ("%g%%" % amount) if kind == "percent" else format_bytes(amount))
+            )
+            if reserve
+            else ""
+        )
+        raise ReleaseError(
+            "not enough disk space to unpack %s in %s: its files need %s%s, and the filesystem has %s free. "
+            "Nothing was written. Free space there, for example by removing old releases (state=absent)."
+            % (version, self.layout.path, format_bytes(needed), kept, format_bytes(free)),
+            needed=needed,
+            free=free,
+            reserve=reserve,
+        )
 
     def _link_shared(self, version, staging):
         final = self.layout.release_path(version)
@@ -965,6 +1043,7 @@ def manage_release(
     checksum=None,
     allow_unverified=False,
     keep=5,
+    min_free_space=None,
     shared_paths=None,
     owner=None,
     group=None,
@@ -1006,9 +1085,11 @@ def manage_release(
         keep = 0
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
         raise ValidationError("keep must be 0 (never prune) or a positive integer, got %r." % (keep,))
+    free_space = parse_free_space(min_free_space)
     manager = ReleaseManager(
         path,
         keep=keep,
+        min_free_space=free_space,
         shared_paths=validate_shared_paths(shared_paths),
         uid=resolve_uid(owner),
         gid=resolve_gid(group),

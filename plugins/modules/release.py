@@ -92,6 +92,18 @@ options:
       - V(0) disables pruning.
     type: int
     default: 5
+  min_free_space:
+    description:
+      - Before a release is unpacked, the sizes of its files are added up from the archive's member headers (the
+        extraction never writes more), and the release is refused, with nothing written, when it would not fit on
+        the filesystem of O(path) while leaving this much free.
+      - A size in bytes with an optional binary suffix (C(512M), C(2G); C(K), C(M), C(G), C(T)), or a percentage of
+        the filesystem (C(5%)).
+      - V(0) still refuses a release that does not fit at all.
+      - The download of an O(src) URL is not covered; it lands in C(PATH/.rollout-tmp/) before the check.
+    type: str
+    default: "0"
+    version_added: 0.2.0
   shared_paths:
     description:
       - Paths, relative to the release, replaced by a relative symlink to the same path under C(PATH/shared/).
@@ -239,6 +251,7 @@ def argument_spec():
         "allow_unverified": {"type": "bool", "default": False},
         "state": {"type": "str", "choices": list(STATES), "default": "present"},
         "keep": {"type": "int", "default": 5},
+        "min_free_space": {"type": "str", "default": "0"},
         "shared_paths": {"type": "list", "elements": "str", "default": []},
         "owner": {"type": "str"},
         "group": {"type": "str"},
@@ -282,6 +295,7 @@ def main():
             checksum=params["checksum"],
             allow_unverified=params["allow_unverified"],
             keep=params["keep"],
+            min_free_space=params["min_free_space"],
             shared_paths=params["shared_paths"],
             owner=params["owner"],
             group=params["group"],

@@ -16,12 +16,28 @@ import time
 SCHEMA_VERSION = 1
 
 # Display order. ``check`` is the per-batch decision (skip.yml, capacity.yml), ``hook`` a user hook file.
-STEPS = ("preflight", "check", "drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback")
-TRANSACTION_STEPS = frozenset(("drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback"))
+STEPS = (
+    "preflight",
+    "check",
+    "unpack",
+    "drain",
+    "stop",
+    "deploy",
+    "start",
+    "ready",
+    "enable",
+    "stabilize",
+    "hook",
+    "rollback",
+)
+TRANSACTION_STEPS = frozenset(
+    ("unpack", "drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback")
+)
 
 STEP_COLOURS = {
     "preflight": "#9aa5b1",
     "check": "#c3b7e0",
+    "unpack": "#a9c4ee",
     "drain": "#f0a43a",
     "stop": "#e36a5c",
     "deploy": "#4f7fd9",
@@ -41,6 +57,7 @@ FILE_STEPS = {
     "preflight.yml": "preflight",
     "skip.yml": "check",
     "capacity.yml": "check",
+    "unpack.yml": "unpack",
     "drain.yml": "drain",
     "haproxy/drain.yml": "drain",
     "stop.yml": "stop",
@@ -59,6 +76,7 @@ TAG_STEPS = {
     "rolling_update_preflight": "preflight",
     "rolling_update_capacity": "check",
     "rolling_update_skip": "check",
+    "rolling_update_unpack": "unpack",
     "rolling_update_drain": "drain",
     "rolling_update_stop": "stop",
     "rolling_update_deploy": "deploy",

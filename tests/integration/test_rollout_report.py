@@ -22,7 +22,7 @@ from demo.rollout import ROOT, run_playbook, write_inventory
 
 pytestmark = pytest.mark.integration
 
-TRANSACTION = ["drain", "stop", "deploy", "start", "ready", "enable"]
+TRANSACTION = ["unpack", "drain", "stop", "deploy", "start", "ready", "enable"]
 SCHEMA_PATH = os.path.join(ROOT, "docs", "rollout-report.schema.json")
 TIMELINE_WIDTH = 900  # px of the SVG the run's span is drawn over (render_html)
 
@@ -240,6 +240,9 @@ def test_report_of_a_clean_rollout(fleet2, workdir, tmp_path):
         out = host["out_of_rotation"]
         assert 0 < out["seconds"] < host["seconds"], host
         assert out["intervals"][0]["back_in_rotation"] is True
+        # the release was unpacked while the host still served
+        unpack = next(s for s in host["steps"] if s["step"] == "unpack")
+        assert unpack["result"] == "changed" and unpack["end"] <= out["intervals"][0]["start"], (unpack, out)
     # app2 was drained only after app1 was back in rotation (serial 1)
     assert (
         report["hosts"]["app1"]["out_of_rotation"]["intervals"][0]["end"]

@@ -124,6 +124,7 @@ class Run:
         self.task(host, "skip.yml:4")
         self.task(host, "skip.yml:27", status="skipped")
         self.task(host, "capacity.yml:4")
+        self.task(host, "unpack.yml:7", changed=True)
         self.task(host, "drain.yml:2")
         self.task(host, "haproxy/drain.yml:4", status="skipped")
         self.task(host, "haproxy/drain.yml:12", changed=True, dt=2.0)
@@ -172,7 +173,7 @@ def test_two_batches_in_order_with_out_of_rotation():
     assert (a1["batch"], a2["batch"]) == (1, 2)
     assert [b["hosts"] for b in r["batches"]] == [["app1"], ["app2"]]
     names = [s["step"] for s in a1["steps"]]
-    assert names == ["preflight", "preflight", "check", "drain", "stop", "deploy", "start", "ready", "enable"]
+    assert names == ["preflight", "preflight", "check", "unpack", "drain", "stop", "deploy", "start", "ready", "enable"]
     assert [s["step"] for s in a2["steps"]][-2:] == ["enable", "stabilize"]
     # skipped tasks opened nothing: no stabilize step on app1 and no hook step anywhere
     assert "stabilize" not in a1["step_seconds"] and "hook" not in r["totals"]["step_seconds"]
@@ -204,6 +205,7 @@ def rollback_run(reenable=True):
     run.play()
     run.task("app1", "main.yml:18", tags=["rolling_update_preflight"])
     run.task("app1", "skip.yml:4")
+    run.task("app1", "unpack.yml:7", changed=True)
     run.task("app1", "drain.yml:2")
     run.task("app1", "haproxy/drain.yml:12", changed=True)
     run.task("app1", "stop.yml:8", changed=True)
@@ -237,7 +239,18 @@ def test_rollback_is_marked_and_rescued_failure_kept():
     assert_valid(r)
     a1 = r["hosts"]["app1"]
     names = [s["step"] for s in a1["steps"]]
-    assert names == ["preflight", "preflight", "check", "drain", "stop", "deploy", "start", "ready", "rollback"]
+    assert names == [
+        "preflight",
+        "preflight",
+        "check",
+        "unpack",
+        "drain",
+        "stop",
+        "deploy",
+        "start",
+        "ready",
+        "rollback",
+    ]
     steps = {s["step"]: s for s in a1["steps"]}
     assert steps["ready"]["result"] == "rescued" and steps["ready"]["message"] == "not ready after 4s"
     rb = steps["rollback"]
@@ -470,6 +483,7 @@ def test_summary_table():
     r = rollback_run()[0]
     lines = summary_lines(r)
     assert lines[0].split() == ["host", "batch", "result", "out-of-rot", "preflight", "check"] + [
+        "unpack",
         "drain",
         "stop",
         "deploy",

@@ -652,3 +652,83 @@ def test_describe_releases_refuses_a_relative_path_and_a_corrupt_state_file(env)
         json.dump({"format": 1, "releases": {"v1": {"rolled_back_at": 5}}}, handle)
     with pytest.raises(StateFileError, match="rolled_back_at"):
         _release.describe_releases(env.root)
+
+
+# --- free space --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, ("bytes", 0)),
+        ("", ("bytes", 0)),
+        ("0", ("bytes", 0)),
+        (0, ("bytes", 0)),
+        (1048576, ("bytes", 1048576)),
+        ("512M", ("bytes", 512 * 1024**2)),
+        ("2g", ("bytes", 2 * 1024**3)),
+        ("1.5K", ("bytes", 1536)),
+        ("3GiB", ("bytes", 3 * 1024**3)),
+        ("4MB", ("bytes", 4 * 1024**2)),
+        (" 7 ", ("bytes", 7)),
+        ("5%", ("percent", 5.0)),
+        ("0.5%", ("percent", 0.5)),
+    ],
+)
+def test_parse_free_space(value, expected):
+    assert _release.parse_free_space(value) == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "5X", "-1", -1, True, "100%", "-3%", "%", "nan", "G"])
+def test_parse_free_space_refuses(value):
+    with pytest.raises(ValidationError, match="min_free_space"):
+        _release.parse_free_space(value)
+
+
+class FakeStatvfs:
+    def __init__(self, free_bytes, total_bytes):
+        self.f_frsize = 4096
+        self.f_bavail = free_bytes // 4096
+        self.f_blocks = total_bytes // 4096
+
+
+def test_a_release_that_does_not_fit_is_refused_before_anything_is_written(env, monkeypatch):
+    env.activate("v1")
+    big = {"VERSION": b"v2\n", "data.bin": b"x" * 200000}
+    src = env.archive("v2", files=big)
+    before = env.snapshot()
+    real_statvfs = os.statvfs
+    calls = []
+
+    def statvfs(path):
+        calls.append(path)
+        return FakeStatvfs(free_bytes=40 * 4096, total_bytes=1000 * 4096) if path == env.root else real_statvfs(path)
+
+    monkeypatch.setattr(_release.os, "statvfs", statvfs)
+    with pytest.raises(ReleaseError) as info:
+        env.run(version="v2", src=src, state="active")
+    assert "not enough disk space to unpack v2 in %s" % env.root in info.value.msg
+    assert "its files need 195.3 KiB" in info.value.msg and "160.0 KiB free" in info.value.msg
+    assert info.value.details["needed"] == 200003
+    assert env.snapshot() == before and env.read_current() == "v1" and calls == [env.root]
+    # It fits, but not with 50% of the filesystem kept free ...
+    monkeypatch.setattr(
+        _release.os, "statvfs", lambda path: FakeStatvfs(free_bytes=400 * 4096, total_bytes=1000 * 4096)
+    )
+    with pytest.raises(ReleaseError, match=r"keep 2\.0 MiB free \(min_free_space 50%\)"):
+        env.run(version="v2", src=src, state="active", min_free_space="50%")
+    assert env.snapshot() == before
+    # ... and with 10% it goes through.
+    result = env.run(version="v2", src=src, state="active", min_free_space="10%")
+    assert result["changed"] and env.read_current() == "v2"
+
+
+def test_data_size_counts_regular_files_of_tar_and_zip(env):
+    files = {"VERSION": b"v3\n", "a/b.txt": b"y" * 1000}
+    for fmt in ("tar.gz", "zip"):
+        path = env.archive("v3", files=files, fmt=fmt)
+        with open(path, "rb") as handle:
+            from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import OpenArchive
+
+            with OpenArchive(handle, "tar" if fmt == "tar.gz" else "zip") as archive:
+                assert archive.data_size() == 1003
