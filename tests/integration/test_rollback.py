@@ -291,3 +291,40 @@ def test_release_that_fails_inside_the_stabilisation_window_is_rolled_back(fleet
     for h in hosts[1:]:
         assert fleet3.host_pid(h["name"]) == pids[h["name"]] and version_of(h) == "v1"
     assert summary.failed == 0, summary.format()
+
+
+def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotation(fleet3, tmp_path):
+    """The release is unpacked while the host still serves: a full disk (here: a min_free_space no disk
+    meets) fails the host there, it never leaves rotation, its app is never stopped, and the rollout halts."""
+    hosts = fleet3.data["hosts"]
+    names = [h["name"] for h in hosts]
+    pids = {n: fleet3.host_pid(n) for n in names}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    sampler = RotationSampler(fleet3.data["admin_socket"], fleet3.data["backend"]).start()
+    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=50.0).start()
+    try:
+        proc = run_playbook(
+            inv,
+            {
+                "rolling_update_version": "v2",
+                "rolling_update_artifact": artifact,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rolling_update_min_free_space": "99.9%",
+            },
+        )
+    finally:
+        summary = load.stop()
+        sampler.stop()
+    out = proc.stdout
+    assert proc.returncode != 0, out[-3000:]
+    assert "Rollout halted on app1: step 'Unpack, while the host still serves, release v2' failed" in out, out[-3000:]
+    assert "not enough disk space to unpack v2" in out and "min_free_space 99.9%" in out, out[-3000:]
+    assert "The release was not switched." in out and "capacity is intact" in out, out[-3000:]
+    assert {n: fleet3.host_pid(n) for n in names} == pids
+    assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
+    for h in hosts:
+        assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
+        assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
+    assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
+    assert summary.failed == 0, summary.format()
