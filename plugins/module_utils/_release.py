@@ -32,6 +32,7 @@ import fcntl
 import grp
 import hashlib
 import json
+import math
 import os
 import pwd
 import re
@@ -190,7 +191,7 @@ def parse_free_space(value):
         amount = float(number)
     except ValueError:
         raise ValidationError(hint) from None
-    if amount < 0 or amount != amount:
+    if amount < 0 or not math.isfinite(amount):
         raise ValidationError(hint)
     return ("bytes", int(amount * _SIZE_UNITS[unit]))
 

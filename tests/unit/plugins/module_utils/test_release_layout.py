@@ -679,7 +679,7 @@ def test_parse_free_space(value, expected):
     assert _release.parse_free_space(value) == expected
 
 
-@pytest.mark.parametrize("value", ["lots", "5X", "-1", -1, True, "100%", "-3%", "%", "nan", "G"])
+@pytest.mark.parametrize("value", ["lots", "5X", "-1", -1, True, "100%", "-3%", "%", "nan", "inf", "G"])
 def test_parse_free_space_refuses(value):
     with pytest.raises(ValidationError, match="min_free_space"):
         _release.parse_free_space(value)
