@@ -32,7 +32,6 @@ import fcntl
 import grp
 import hashlib
 import json
-import math
 import os
 import pwd
 import re
@@ -155,6 +154,7 @@ def parse_mode(value):
 
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_FREE_SPACE_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(?:(%)|([KMGT])(?:I?B)?)?$")
 
 
 def parse_free_space(value):
@@ -165,43 +165,29 @@ def parse_free_space(value):
     """
     if value is None or value == "":
         return ("bytes", 0)
-    if isinstance(value, bool):
-        raise ValidationError("min_free_space must be a size such as 2G or a percentage such as 5%%, got %r." % value)
-    if isinstance(value, int):
-        if value < 0:
-            raise ValidationError("min_free_space must not be negative, got %r." % value)
-        return ("bytes", value)
-    text = str(value).strip().upper()
-    hint = "min_free_space must be a size such as 2G, 512M or 1048576, or a percentage such as 5%%, got %r." % value
-    if text.endswith("%"):
-        try:
-            percent = float(text[:-1])
-        except ValueError:
-            raise ValidationError(hint) from None
-        if not 0 <= percent < 100:
+    match = None if isinstance(value, bool) else _FREE_SPACE_RE.match(str(value).strip().upper())
+    if match is None:
+        raise ValidationError(
+            "min_free_space must be a size such as 2G, 512M or 1048576, or a percentage such as 5%%, got %r." % (value,)
+        )
+    amount, percent, unit = float(match.group(1)), match.group(2), match.group(3) or ""
+    if percent:
+        if amount >= 100:
             raise ValidationError("min_free_space must be a percentage from 0 up to 100 (excluded), got %r." % value)
-        return ("percent", percent)
-    for suffix in ("IB", "B"):
-        if text.endswith(suffix) and text[: -len(suffix)][-1:] in ("K", "M", "G", "T"):
-            text = text[: -len(suffix)]
-            break
-    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
-    number = text[: len(text) - len(unit)].strip()
-    try:
-        amount = float(number)
-    except ValueError:
-        raise ValidationError(hint) from None
-    if amount < 0 or not math.isfinite(amount):
-        raise ValidationError(hint)
+        return ("percent", amount)
     return ("bytes", int(amount * _SIZE_UNITS[unit]))
 
 
 def format_bytes(n):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+    """``1536`` -> ``1.5 KiB``; bytes below 1 KiB as a whole number, GiB the largest unit."""
+    if n < 1024:
+        return "%d B" % n
+    n /= 1024.0
+    for unit in ("KiB", "MiB"):
+        if n < 1024:
+            return "%.1f %s" % (n, unit)
         n /= 1024.0
-    return "%.1f TiB" % n
+    return "%.1f GiB" % n
 
 
 def resolve_uid(owner):
@@ -1015,15 +1001,15 @@ def describe_releases(path):
     state = manager.state
     releases = []
     for name in sorted(manager.dirs, key=lambda n: (state.rank(n), natural_key(n))):
-        record = state.releases.get(name)
+        record = state.releases.get(name, {})
         releases.append(
             {
                 "name": name,
-                "complete": record is not None,
-                "checksum": (record or {}).get("checksum"),
-                "installed_at": (record or {}).get("installed_at"),
-                "adopted": bool((record or {}).get("adopted")),
-                "rolled_back_at": (record or {}).get("rolled_back_at"),
+                "complete": manager._is_complete(name),
+                "checksum": record.get("checksum"),
+                "installed_at": record.get("installed_at"),
+                "adopted": bool(record.get("adopted")),
+                "rolled_back_at": record.get("rolled_back_at"),
             }
         )
     return {

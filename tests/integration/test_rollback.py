@@ -27,6 +27,24 @@ def admin_states(text):
     return [ln.split()[:9] for ln in text.splitlines() if ln[:1].isdigit() and len(ln.split()) > 9]
 
 
+def rollout_under_load(fleet, inv, artifact, sha, rate=100.0, **extra):
+    """Run the playbook to v2 under steady load; (process, load summary, rotation sampler)."""
+    args = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        **extra,
+    }
+    sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"]).start()
+    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=rate).start()
+    try:
+        proc = run_playbook(inv, args)
+    finally:
+        summary = load.stop()
+        sampler.stop()
+    return proc, summary, sampler
+
+
 @pytest.fixture
 def fleet3(tmp_path):
     fleet = Fleet.up(
@@ -53,21 +71,12 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"), app_py=never_ready_app(tmp_path))
     inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
 
-    sampler = RotationSampler(fleet3.data["admin_socket"], fleet3.data["backend"]).start()
-    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=100.0).start()
-    args = {
-        "rolling_update_version": "v2",
-        "rolling_update_artifact": artifact,
-        "rolling_update_artifact_checksum": "sha256:" + sha,
+    extra = {
         "rolling_update_health_interval": 0.2,
         "rolling_update_health_timeout": 4,
         "rollout_lock_path": str(tmp_path / "rollout.lock"),
     }
-    try:
-        proc = run_playbook(inv, args)
-    finally:
-        summary = load.stop()
-        sampler.stop()
+    proc, summary, sampler = rollout_under_load(fleet3, inv, artifact, sha, **extra)
     # The halted rollout released its lock, so the operator can re-run after fixing the release.
     assert not (tmp_path / "rollout.lock").exists()
 
@@ -96,7 +105,15 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
         f.write("{}")
     pids = {n: fleet3.host_pid(n) for n in names}
     before = admin_states(fleet3.admin("show servers state app"))
-    again = run_playbook(inv, args)
+    again = run_playbook(
+        inv,
+        dict(
+            extra,
+            rolling_update_version="v2",
+            rolling_update_artifact=artifact,
+            rolling_update_artifact_checksum="sha256:" + sha,
+        ),
+    )
     assert again.returncode != 0
     assert "Refusing app1: release v2 was rolled back on it at 20" in again.stdout, again.stdout[-3000:]
     assert "(it serves v1)" in again.stdout and "rolling_update_retry_rolled_back=true" in again.stdout
@@ -267,22 +284,16 @@ def test_release_that_fails_inside_the_stabilisation_window_is_rolled_back(fleet
     pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"), app_py=str(app))
     inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
-    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=100.0).start()
-    try:
-        proc = run_playbook(
-            inv,
-            {
-                "rolling_update_version": "v2",
-                "rolling_update_artifact": artifact,
-                "rolling_update_artifact_checksum": "sha256:" + sha,
-                "rolling_update_health_interval": 0.2,
-                "rolling_update_stabilize_seconds": 20,
-                "rolling_update_enable_timeout": 30,
-                "rollout_lock_path": str(tmp_path / "rollout.lock"),
-            },
-        )
-    finally:
-        summary = load.stop()
+    proc, summary, _sampler = rollout_under_load(
+        fleet3,
+        inv,
+        artifact,
+        sha,
+        rolling_update_health_interval=0.2,
+        rolling_update_stabilize_seconds=20,
+        rolling_update_enable_timeout=30,
+        rollout_lock_path=str(tmp_path / "rollout.lock"),
+    )
     assert proc.returncode != 0
     assert "Rollout halted on app1" in proc.stdout and "Rolled back to release v1" in proc.stdout, proc.stdout[-3000:]
     halted = [ln for ln in proc.stdout.splitlines() if "Rollout halted on app1" in ln][0]
@@ -301,21 +312,9 @@ def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotat
     pids = {n: fleet3.host_pid(n) for n in names}
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
-    sampler = RotationSampler(fleet3.data["admin_socket"], fleet3.data["backend"]).start()
-    load = LoadGenerator(fleet3.data["frontend_url"] + "/version", rate=50.0).start()
-    try:
-        proc = run_playbook(
-            inv,
-            {
-                "rolling_update_version": "v2",
-                "rolling_update_artifact": artifact,
-                "rolling_update_artifact_checksum": "sha256:" + sha,
-                "rolling_update_min_free_space": "99.9%",
-            },
-        )
-    finally:
-        summary = load.stop()
-        sampler.stop()
+    proc, summary, sampler = rollout_under_load(
+        fleet3, inv, artifact, sha, rate=50.0, rolling_update_min_free_space="99.9%"
+    )
     out = proc.stdout
     assert proc.returncode != 0, out[-3000:]
     assert "Rollout halted on app1: step 'Unpack, while the host still serves, release v2' failed" in out, out[-3000:]
