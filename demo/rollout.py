@@ -48,6 +48,9 @@ def write_inventory(fleet, path, group_vars=None, python=None):
         "rolling_update_haproxy_sockets": [data["admin_socket"]],
         "rolling_update_haproxy_backend": data["backend"],
         "rolling_update_haproxy_delegate_to": "localhost",
+        # The LB host's resume records (default /var/lib/zerodowntime-rollout): inside the fleet, so that
+        # fleets never share them and a non-root demo works.
+        "rolling_update_state_dir": os.path.join(fleet.dir, "lb-state"),
     }
     gvars.update(group_vars or {})
     inv = {
