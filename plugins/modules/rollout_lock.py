@@ -119,25 +119,28 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock import acquire, release  # noqa: E402
 
 
+def argument_spec():
+    return {
+        "path": {"type": "path", "required": True},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "owner": {"type": "str", "required": True},
+        "run_id": {"type": "str"},
+        "ttl": {"type": "int", "default": 3600},
+        "force": {"type": "bool", "default": False},
+        "run": {"type": "dict"},
+    }
+
+
+def run_module(p, check_mode=False):
+    if p["state"] == "present":
+        return acquire(p["path"], p["owner"], p["run_id"], p["ttl"], p["force"], check_mode, run=p["run"])
+    return release(p["path"], p["owner"], p["run_id"], p["force"], check_mode)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "owner": {"type": "str", "required": True},
-            "run_id": {"type": "str"},
-            "ttl": {"type": "int", "default": 3600},
-            "force": {"type": "bool", "default": False},
-            "run": {"type": "dict"},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        if p["state"] == "present":
-            result = acquire(p["path"], p["owner"], p["run_id"], p["ttl"], p["force"], module.check_mode, run=p["run"])
-        else:
-            result = release(p["path"], p["owner"], p["run_id"], p["force"], module.check_mode)
+        result = run_module(module.params, module.check_mode)
     except RolloutError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)

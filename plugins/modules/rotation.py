@@ -217,13 +217,17 @@ def argument_spec():
     }
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = dict(module.params)
+def run_module(params, check_mode=False, diff=False):
+    params = dict(params)
     if params["timeout"] is None:
         params["timeout"] = 300 if params["state"] == "out" else 120
+    return run_rotation(params["provider"], params["state"], params, check_mode=check_mode, diff=diff)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        result = run_rotation(params["provider"], params["state"], params, check_mode=module.check_mode, diff=module._diff)
+        result = run_module(module.params, module.check_mode, module._diff)
     except RolloutError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)
