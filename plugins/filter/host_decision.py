@@ -21,7 +21,8 @@ options:
     type: dict
     required: true
   lbs:
-    description: The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read); empty without HAProxy.
+    description:
+      - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read); empty without HAProxy.
     type: raw
     required: true
   options:
@@ -35,8 +36,9 @@ options:
 EXAMPLES = r"""
 - name: Decide
   ansible.builtin.set_fact:
-    decision: "{{ app_result | zerodowntime.rollout.host_decision(lb_results, {'host': inventory_hostname, 'version': 'v2',
-                  'lb': 'haproxy', 'admin_down': 'fail', 'retry_rolled_back': false, 'backend': 'app', 'server': 'web1'}) }}"
+    decision: >-
+      {{ app_result | zerodowntime.rollout.host_decision(lb_results, {'host': inventory_hostname, 'version': 'v2',
+         'lb': 'haproxy', 'admin_down': 'fail', 'retry_rolled_back': false, 'backend': 'app', 'server': 'web1'}) }}
 """
 
 RETURN = r"""
@@ -73,10 +75,10 @@ def host_decision(app, lbs, options):
         out.update(
             action="refuse",
             msg="HAProxy could not be read for %s: %s Every HAProxy in rolling_update_haproxy_sockets (read from each "
-            "host in rolling_update_haproxy_delegate_to) must answer before a server is drained there, or it would keep "
-            "sending traffic to a server being stopped. Bring that HAProxy back (or its admin socket), or, if it left "
-            "the pool on purpose, remove it from rolling_update_haproxy_sockets. Refused in preflight: nothing was "
-            "changed on any load balancer or host." % (host, " ".join(unreachable)),
+            "host in rolling_update_haproxy_delegate_to) must answer before a server is drained there, or it would "
+            "keep sending traffic to a server being stopped. Bring that HAProxy back (or its admin socket), or, if it "
+            "left the pool on purpose, remove it from rolling_update_haproxy_sockets. Refused in preflight: nothing "
+            "was changed on any load balancer or host." % (host, " ".join(unreachable)),
         )
         return out
     missing = [r["where"] for r in rows if not r["found"]]

@@ -37,25 +37,32 @@ def check_artifact(artifact, checksum, head=None):
         try:
             status, _body = head(10.0)
         except Exception as exc:  # transport errors of any kind
-            raise ArtifactError("The artifact URL %s does not answer: %s. Nothing was changed." % (shown, exc)) from None
+            raise ArtifactError(
+                "The artifact URL %s does not answer: %s. Nothing was changed." % (shown, exc)
+            ) from None
         if status != 200:
             raise ArtifactError("The artifact URL %s answers %s, not 200. Nothing was changed." % (shown, status))
         return {"source": shown, "exists": True, "checksum": None, "url": True}
     if not isinstance(artifact, str) or not os.path.isabs(artifact):
         raise ValidationError("artifact must be an absolute path or an http(s) URL, got %r." % (artifact,))
     try:
-        handle = open(artifact, "rb")
+        # O_NONBLOCK: a FIFO at the path must not hang the open; it is refused below (not S_ISREG).
+        fd = os.open(artifact, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ArtifactError("The artifact %s does not exist on this host. Nothing was changed." % artifact) from None
     except OSError as exc:
-        raise ArtifactError("Cannot read the artifact %s: %s. Nothing was changed." % (artifact, exc.strerror)) from None
-    with handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ArtifactError("The artifact %s is not a regular file. Nothing was changed." % artifact)
+        raise ArtifactError(
+            "Cannot read the artifact %s: %s. Nothing was changed." % (artifact, exc.strerror)
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArtifactError("The artifact %s is not a regular file. Nothing was changed." % artifact)
+    with os.fdopen(fd, "rb") as handle:
         actual = _sha256(handle) if expected else None
     if expected and actual != expected:
         raise ArtifactError(
-            "The artifact %s has %s, expected %s. Nothing was drained or changed." % (artifact, actual, expected)
+            "The artifact %s has sha256 %s, expected %s. Nothing was drained or changed."
+            % (artifact, actual.split(":", 1)[1], expected)
         )
     return {"source": artifact, "exists": True, "checksum": actual, "url": False}
 

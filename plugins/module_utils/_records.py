@@ -65,7 +65,8 @@ class RecordStore:
         if info.st_uid != os.geteuid():
             raise RecordError(
                 "%s belongs to uid %d, not to the user running the rollout (uid %d): refused. Run with become, "
-                "or point state_dir (rolling_update_state_dir) at a directory of that user." % (
+                "or point state_dir (rolling_update_state_dir) at a directory of that user."
+                % (
                     path,
                     info.st_uid,
                     os.geteuid(),
@@ -82,14 +83,21 @@ class RecordStore:
             try:
                 os.mkdir(path, 0o700)
             except FileExistsError:
-                pass
+                # Made by someone else in the meantime: only accepted if it passes the same checks.
+                self._check_dir(path)
+                continue
             except PermissionError:
                 raise RecordError(
                     "Cannot create %s (permission denied): the rollout keeps its resume records there. Run the "
                     "load balancer tasks with become, or set state_dir (rolling_update_state_dir) to a directory "
                     "this user owns." % path
                 ) from None
-            os.chmod(path, 0o700)
+            # Ours now; fix the mode whatever the umask, through a descriptor that cannot follow a link.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW)
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
             self._check_dir(path)
 
     def path(self, key):

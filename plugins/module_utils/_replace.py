@@ -50,7 +50,9 @@ def replace_app(path, version, service, probe, keep=5, steps=STEP_NAMES, check_m
     validate_version(version)
     steps = list(steps)
     if not steps or any(s not in STEP_NAMES for s in steps) or steps != [s for s in STEP_NAMES if s in steps]:
-        raise ValidationError("steps must be a non-empty, ordered subset of %s, got %r." % (", ".join(STEP_NAMES), steps))
+        raise ValidationError(
+            "steps must be a non-empty, ordered subset of %s, got %r." % (", ".join(STEP_NAMES), steps)
+        )
     if "ready" in steps and probe is None:
         raise ValidationError("the ready step needs a readiness probe (health url).")
     manager = _manager(path, keep, check_mode, now)
@@ -75,7 +77,8 @@ def replace_app(path, version, service, probe, keep=5, steps=STEP_NAMES, check_m
             "switched": False,
             "ready": None,
             "steps": [{"name": s, "seconds": 0.0} for s in would],
-            "msg": "check mode: would %s." % ", ".join(_WORDS[s] % {"v": version, "c": before or "none"} for s in would),
+            "msg": "check mode: would %s."
+            % ", ".join(_WORDS[s] % {"v": version, "c": before or "none"} for s in would),
         }
     timer = _Steps(clock)
     state = {"switched": False, "current": before, "previous": manager.previous, "probe": None}
@@ -166,6 +169,16 @@ def restore_app(path, version, service, probe, quick_probe=None, check_mode=Fals
             }
         except RolloutError:
             pass
+    if switch and not manager._is_complete(target):
+        raise ReplaceError(
+            "Cannot switch back to release %s: it is not a complete release under %s/releases. Nothing was stopped."
+            % (target, path),
+            changed=False,
+            switched=False,
+            current=before,
+            ready=None,
+            steps=[],
+        )
     if check_mode:
         return {
             "changed": True,

@@ -76,14 +76,14 @@ class HAProxyRotation:
                 continue
             reads.append({"socket": address, "cli_level": level, "backends": backends})
         if failures:
-            first = failures[0][1]
-            reasons = " ".join(exc.msg for _a, exc in failures)
-            kind = type(first) if len(failures) == 1 else LBUnreachableError
-            raise kind(
-                "%d of %d HAProxy socket(s) could not be read for %s/%s; nothing was changed. %s"
-                % (len(failures), len(self.sockets), self.backend, self.server, reasons),
+            failed = [{"socket": a, "msg": exc.msg} for a, exc in failures]
+            if len(failures) == 1:
+                raise type(failures[0][1])(failures[0][1].msg, changed=False, failed_sockets=failed)
+            raise LBUnreachableError(
+                "%d of %d HAProxy sockets could not be read. %s"
+                % (len(failures), len(self.sockets), " ".join(exc.msg for _a, exc in failures)),
                 changed=False,
-                failed_sockets=[{"socket": a, "msg": exc.msg} for a, exc in failures],
+                failed_sockets=failed,
             )
         return reads
 
@@ -173,7 +173,8 @@ class HAProxyRotation:
         missing = [v["socket"] for v in views if not v["found"]]
         if missing:
             raise RolloutError(
-                "HAProxy has no server %s/%s on %s; nothing was changed." % (self.backend, self.server, ", ".join(missing)),
+                "HAProxy has no server %s/%s on %s; nothing was changed."
+                % (self.backend, self.server, ", ".join(missing)),
                 changed=False,
             )
         capacity = None

@@ -70,9 +70,8 @@ def port_open(host, port, timeout=0.5):
     except OSError as exc:
         if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
             return False
-        if isinstance(exc, socket.timeout):
-            return True  # something holds the port but does not answer in time: not closed
-        return False
+        # A timeout: something holds the port but does not answer in time, so it is not closed.
+        return isinstance(exc, socket.timeout)
 
 
 class Service:

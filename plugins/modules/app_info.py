@@ -24,7 +24,8 @@ options:
     type: str
     required: true
   artifact:
-    description: The archive of O(version), an absolute path on this host or an C(http(s)) URL. Not checked when omitted.
+    description:
+      - The archive of O(version), an absolute path on this host or an C(http(s)) URL. Not checked when omitted.
     type: str
   checksum:
     description: Expected C(sha256:<hex>) of a local O(artifact).

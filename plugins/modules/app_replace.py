@@ -18,9 +18,10 @@ description:
   - The release must already be unpacked and complete (M(zerodowntime.rollout.release) O(state=present), which
     the role runs while the host still serves). Otherwise nothing is stopped and the call fails.
   - With O(state=restored) it makes the host run O(version) again (the release it ran before the rollout; default
-    the previous one). Nothing is done when it already runs it and answers the probe once; otherwise it stops the app (best effort),
-    switches back (recorded as a rollback of the release it leaves, see M(zerodowntime.rollout.release_info)),
-    starts and probes it. It does not fail when the app stays unready; RV(ready) says so.
+    the previous one). Nothing is done when it already runs it and answers the probe once; otherwise it stops the
+    app (best effort), switches back (recorded as a rollback of the release it leaves, see
+    M(zerodowntime.rollout.release_info)), starts and probes it. It does not fail when the app stays unready;
+    RV(ready) says so.
   - Commands run without a shell, with a deadline. A start command must detach the app from its output (as a
     systemd unit does), or the call waits for it until O(start_timeout).
 options:
@@ -212,7 +213,13 @@ def run(params, check_mode):
         quick = readiness_probe(params, 1, 0)
         return restore_app(params["path"], params["version"], service, probe, quick_probe=quick, check_mode=check_mode)
     return replace_app(
-        params["path"], params["version"], service, probe, keep=params["keep"], steps=params["steps"], check_mode=check_mode
+        params["path"],
+        params["version"],
+        service,
+        probe,
+        keep=params["keep"],
+        steps=params["steps"],
+        check_mode=check_mode,
     )
 
 

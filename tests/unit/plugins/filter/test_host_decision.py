@@ -1,0 +1,91 @@
+"""The preflight decision of the rolling_update role: roll, skip or refuse one host."""
+
+from ansible_collections.zerodowntime.rollout.plugins.filter.host_decision import host_decision
+
+OPTS = {
+    "host": "app1",
+    "version": "v2",
+    "lb": "haproxy",
+    "admin_down": "fail",
+    "retry_rolled_back": False,
+    "backend": "app",
+    "server": "app1",
+}
+
+
+def app(current="v1", ready=None, rolled_back=(), rolled_back_at=None):
+    return {
+        "current": current,
+        "on_target": current == "v2",
+        "ready": ready,
+        "rolled_back": list(rolled_back),
+        "rolled_back_at": rolled_back_at,
+    }
+
+
+def lb(item="localhost", admin_state="ready", status="UP", found=True, record=None, failed=None):
+    if failed:
+        return {"item": item, "failed": True, "msg": failed}
+    member = {
+        "socket": "/run/haproxy/admin.sock",
+        "found": found,
+        "status": status if found else None,
+        "admin_state": admin_state if found else None,
+        "in_rotation": found and admin_state == "ready" and status == "UP",
+    }
+    return {"item": item, "members": [member], "record": record}
+
+
+def decide(a, lbs, **opts):
+    return host_decision(a, {"results": lbs}, dict(OPTS, **opts))
+
+
+def test_a_host_on_the_old_release_is_rolled():
+    d = decide(app(), [lb()])
+    assert d["action"] == "roll" and "runs v1" in d["msg"] and d["in_rotation"] is True
+
+
+def test_a_done_host_is_skipped_and_only_when_ready_and_in_rotation():
+    assert decide(app("v2", ready=True), [lb()])["action"] == "skip"
+    assert decide(app("v2", ready=False), [lb()])["action"] == "roll"
+    resumed = decide(app("v2", ready=True), [lb(admin_state="drain", status="DRAIN", record={"server": "app1"})])
+    assert resumed["action"] == "roll" and resumed["resumed"] and "drained by an earlier rollout" in resumed["msg"]
+
+
+def test_every_unreachable_lb_is_named_and_refused():
+    d = decide(app(), [lb("lb1", failed="Connection refused by /a"), lb("lb2", failed="timed out")])
+    assert d["action"] == "refuse"
+    assert "[lb1] Connection refused by /a [lb2] timed out" in d["msg"] and "Refused in preflight" in d["msg"]
+
+
+def test_an_unknown_server_is_refused():
+    d = decide(app(), [lb(found=False)])
+    assert d["action"] == "refuse" and "does not know server app/app1 on: localhost:/run/haproxy/admin.sock" in d["msg"]
+
+
+def test_someone_elses_drain_follows_admin_down():
+    foreign = [lb(admin_state="maint", status="MAINT")]
+    refused = decide(app(), foreign)
+    assert refused["action"] == "refuse" and "app1 is out of rotation (maint)" in refused["msg"]
+    assert "not by this collection" in refused["msg"]
+    assert decide(app(), foreign, admin_down="skip")["action"] == "skip"
+    assert decide(app(), foreign, admin_down="roll")["action"] == "roll"
+    # Our own resume record makes it ours: completed, not refused.
+    ours = [lb(admin_state="maint", status="MAINT", record={"server": "app1"})]
+    assert decide(app(), ours)["action"] == "roll"
+
+
+def test_a_rolled_back_release_is_refused_unless_retried():
+    rb = app(rolled_back=["v2"], rolled_back_at="2026-12-03T10:00:00Z")
+    d = decide(rb, [lb()])
+    assert d["action"] == "refuse" and "was rolled back on it at 2026-12-03T10:00:00Z" in d["msg"]
+    assert "(it serves v1)" in d["msg"] and "left drained" not in d["msg"]
+    drained = decide(rb, [lb(admin_state="drain", status="DRAIN", record={"server": "app1"})])
+    assert "left drained by an interrupted run: roll out the release it serves (v1)" in drained["msg"]
+    assert decide(rb, [lb()], retry_rolled_back=True)["action"] == "roll"
+
+
+def test_without_a_load_balancer_or_on_aws():
+    assert decide(app("v2", ready=True), [], lb="none")["action"] == "skip"
+    assert decide(app("v2", ready=True), [], lb="elbv2", aws_in_rotation=False)["action"] == "roll"
+    assert decide(app("v2", ready=True), [], lb="elbv2", aws_in_rotation=True)["action"] == "skip"

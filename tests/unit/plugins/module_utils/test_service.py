@@ -1,0 +1,222 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Service: argv building, real tiny commands with a deadline, and the port-closed wait after a stop."""
+
+import socket
+import time
+
+import pytest
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import (
+    OUTPUT_CAP,
+    Service,
+    ServiceError,
+    port_open,
+    run_argv,
+    validate_unit,
+)
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeClock
+
+
+class FakeRun:
+    """Stands in for run_argv: records (argv, timeout) and answers from a queue (default rc 0)."""
+
+    def __init__(self, *answers):
+        self.calls = []
+        self.answers = list(answers)
+
+    def __call__(self, argv, timeout):
+        self.calls.append((list(argv), timeout))
+        return self.answers.pop(0) if self.answers else (0, b"", b"")
+
+
+class PortCheck:
+    """Answers 'open' for the first ``open_polls`` checks, then 'closed' (or 'open' forever when None)."""
+
+    def __init__(self, open_polls):
+        self.open_polls = open_polls
+        self.calls = []
+
+    def __call__(self, host, port):
+        self.calls.append((host, port))
+        return self.open_polls is None or len(self.calls) <= self.open_polls
+
+
+# --- unit names and arguments ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["app", "app.service", "app@1.service", "my-app_2:x.target", "a\\x2db.socket"])
+def test_valid_unit_names(name):
+    assert validate_unit(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", None, "-app", "app service", "app;reboot", "../app", "app/x", "x" * 256, "app\n", "$(id)"]
+)
+def test_invalid_unit_names(name):
+    with pytest.raises(ValidationError):
+        validate_unit(name)
+
+
+def test_systemd_argv_is_built_without_running_systemctl():
+    run = FakeRun()
+    service = Service("systemd", name="app.service", stop_timeout=7, start_timeout=9, run=run)
+    service.stop()
+    service.start()
+    assert run.calls == [(["systemctl", "stop", "app.service"], 7.0), (["systemctl", "start", "app.service"], 9.0)]
+    assert service.describe("stop") == "systemctl stop app.service"
+
+
+def test_systemd_refuses_a_bad_unit_before_running_anything():
+    run = FakeRun()
+    with pytest.raises(ValidationError):
+        Service("systemd", name="app; rm -rf /", run=run)
+    assert run.calls == []
+
+
+def test_command_manager_splits_without_a_shell():
+    run = FakeRun()
+    service = Service("command", stop_command="/opt/app/bin/ctl stop 'a b'", start_command="ctl start", run=run)
+    service.stop()
+    assert run.calls[0][0] == ["/opt/app/bin/ctl", "stop", "a b"]
+    assert service.describe("start") == "ctl start"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"manager": "upstart", "name": "app"},
+        {"manager": "command", "start_command": "x"},
+        {"manager": "command", "stop_command": "x", "start_command": "  "},
+        {"manager": "command", "stop_command": "echo 'open", "start_command": "x"},
+        {"manager": "systemd", "name": "app", "stop_timeout": 0},
+        {"manager": "systemd", "name": "app", "start_timeout": -1},
+        {"manager": "systemd", "name": "app", "app_port": 70000},
+        {"manager": "systemd", "name": "app", "app_port": True},
+    ],
+)
+def test_invalid_arguments(kwargs):
+    with pytest.raises(ValidationError):
+        Service(run=FakeRun(), **kwargs)
+
+
+# --- failures ----------------------------------------------------------------------------------------
+
+
+def test_failed_start_names_the_command_and_its_stderr():
+    service = Service("systemd", name="app", run=FakeRun((1, b"out", b"Job failed\n")))
+    with pytest.raises(ServiceError) as info:
+        service.start()
+    assert info.value.msg == "Starting the app failed: systemctl start app exited with 1: Job failed"
+    assert info.value.details["rc"] == 1
+
+
+def test_failed_stop_without_output():
+    port_check = PortCheck(None)
+    service = Service("systemd", name="app", app_port=8080, run=FakeRun((5, b"", b"")), port_check=port_check)
+    with pytest.raises(ServiceError, match="Stopping the app failed: .* exited with 5: no output"):
+        service.stop()
+    assert port_check.calls == []
+
+
+def test_long_output_is_capped():
+    service = Service("systemd", name="app", run=FakeRun((2, b"", b"x" * 5000 + b"END")))
+    with pytest.raises(ServiceError) as info:
+        service.start()
+    assert info.value.msg.endswith("END") and "..." in info.value.msg
+    assert len(info.value.msg) < OUTPUT_CAP + 200
+
+
+# --- the port-closed wait ----------------------------------------------------------------------------
+
+
+def test_stop_waits_until_the_port_is_closed():
+    clock = FakeClock()
+    port_check = PortCheck(2)
+    service = Service(
+        "systemd", name="app", app_port=8080, run=FakeRun(), clock=clock, sleep=clock.sleep, port_check=port_check
+    )
+    service.stop()
+    assert port_check.calls == [("127.0.0.1", 8080)] * 3
+    assert clock.sleeps == [0.05, 0.05]
+
+
+def test_stop_fails_when_the_port_stays_open():
+    clock = FakeClock()
+    service = Service(
+        "systemd",
+        name="app",
+        app_host="10.0.0.5",
+        app_port=8080,
+        stop_timeout=1,
+        run=FakeRun(),
+        clock=clock,
+        sleep=clock.sleep,
+        port_check=PortCheck(None),
+    )
+    with pytest.raises(ServiceError, match="still accepts connections on 10.0.0.5:8080"):
+        service.stop()
+    assert 0.95 <= clock.now - clock.start <= 1.1
+
+
+def test_stop_without_port_does_not_probe():
+    port_check = PortCheck(None)
+    Service("systemd", name="app", run=FakeRun(), port_check=port_check).stop()
+    assert port_check.calls == []
+
+
+def test_port_open_on_a_real_loopback_socket():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        assert port_open("127.0.0.1", port) is True
+    finally:
+        listener.close()
+    assert port_open("127.0.0.1", port) is False
+
+
+# --- real commands -----------------------------------------------------------------------------------
+
+
+def test_run_argv_success_and_exit_code():
+    assert run_argv(["/bin/true"], 5) == (0, b"", b"")
+    assert run_argv(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], 5) == (3, b"out\n", b"err\n")
+
+
+def test_run_argv_stdin_is_dev_null():
+    assert run_argv(["/bin/sh", "-c", "cat"], 5) == (0, b"", b"")
+
+
+def test_run_argv_kills_at_the_deadline():
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as info:
+        run_argv(["sleep", "5"], 0.3)
+    assert time.monotonic() - start < 3
+    assert info.value.details["timed_out"] is True
+    assert "sleep 5 did not finish" in info.value.msg
+
+
+def test_run_argv_missing_program():
+    with pytest.raises(ServiceError, match="Cannot run /nonexistent/prog"):
+        run_argv(["/nonexistent/prog"], 1)
+
+
+def test_command_service_with_real_commands():
+    service = Service(
+        "command", stop_command="/bin/true", start_command="/bin/sh -c 'echo cannot bind >&2; exit 3'", stop_timeout=5
+    )
+    service.stop()
+    with pytest.raises(ServiceError) as info:
+        service.start()
+    assert info.value.details["rc"] == 3 and info.value.msg.endswith("exited with 3: cannot bind")
+
+
+def test_command_service_stop_deadline():
+    service = Service("command", stop_command="sleep 5", start_command="/bin/true", stop_timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match="did not finish within"):
+        service.stop()
+    assert time.monotonic() - start < 3
