@@ -9,13 +9,24 @@ version_added: 0.1.0
 author: zerodowntime.rollout contributors (@zerodowntime)
 description:
   - Records, for every host, when each step of the M(zerodowntime.rollout.rolling_update) role's transaction
-    started and ended (C(preflight), C(check), C(unpack), C(drain), C(stop), C(deploy), C(start), C(ready), C(enable),
+    started and ended (C(preflight), C(unpack), C(drain), C(stop), C(deploy), C(start), C(ready), C(enable),
     C(stabilize), C(hook), C(rollback)), the serial batch the host was in, how long it was out of rotation,
     and whether it was skipped (already done), rolled back or failed, with the failure message.
-  - A task belongs to the step of the role task file it comes from (C(tasks/drain.yml), C(tasks/haproxy/drain.yml)),
-    else to the step named by its C(rolling_update_<step>) tag. C(tasks/haproxy/check.yml) belongs to the step the
-    host is in (preflight or stabilize). Once a host rolls back, every role task it runs in that batch is C(rollback),
-    although C(rollback.yml) re-uses C(stop.yml), C(start.yml) and C(enable.yml). Skipped tasks do not open a step.
+  - The report is keyed on the steps the modules return. When a task's result carries C(steps) (C(drain) and
+    C(enable) from M(zerodowntime.rollout.rotation); C(stop), C(deploy), C(start) and C(ready) from
+    M(zerodowntime.rollout.app_replace), also in a failed result, up to the failed step), each step is laid out
+    inside the task on the controller's clock, back to back with its measured duration, the last one ending
+    with the task; what the call took beyond them (module start-up) comes before the first. A looped task (one
+    call per HAProxy host) lays out each item's steps before that item's end.
+  - A task without C(steps) belongs to the step of the role task file it comes from - C(preflight.yml) is
+    C(preflight), C(prepare.yml) C(unpack), C(drain.yml) and C(aws/drain.yml) C(drain), C(enable.yml) and
+    C(aws/enable.yml) C(enable), C(stabilize.yml) C(stabilize), C(rollback.yml) and C(revert.yml) C(rollback),
+    C(aws/check.yml) the step of the file that included it (preflight or drain). In C(replace.yml), a call that
+    failed before its first step is C(deploy), the hook include is C(hook), and the role's bookkeeping belongs
+    to no step. Otherwise the task belongs to the step named by its C(rolling_update_<phase>) tag, and a task
+    from outside the role (a hook file) to an open C(hook) step.
+  - Once a host rolls back, every role task it runs is C(rollback) (whatever steps the results carry), although
+    C(rollback.yml) and C(revert.yml) re-use C(drain.yml) and C(enable.yml). Skipped tasks do not open a step.
   - At the end of the playbook, prints a summary table and writes C(rollout-report.json) and C(rollout-report.html)
     (self-contained, inline CSS and SVG timeline) into O(output_dir).
   - An aggregate callback, it runs next to the stdout callback. Enable it with
@@ -60,15 +71,22 @@ options:
       - section: callback_rollout_report
         key: summary
 notes:
-  - No task arguments and no task results are recorded, only the C(msg) of a failed task; when a result is
-    C(no_log), the message is C(output hidden).
+  - No task arguments and no task results are recorded, only the C(msg) of a failed task and the names and
+    durations of the C(steps) a result carries; when a result is C(no_log), the message is C(output hidden) and
+    its steps are not seen.
   - Callback options are read from the environment and C(ansible.cfg) only; ansible-core does not give
     callbacks playbook variables.
   - "Batches: ansible-core starts a play again for every serial batch; the batch of a host is the number of the
-    batch in which it ran its first role task in a play with C(serial). Hosts that never got there have batch C(null)."
-  - "Out of rotation: from the start of the first C(drain) task to the end of the last successful task from
-    C(enable.yml) or C(haproxy/enable.yml) (in the C(enable) step or in a rollback); when the host never went back,
-    to the end of the run."
+    batch in which it ran its first role task in a play with C(serial). Hosts that never got there have batch C(null).
+    The playbook runs C(preflight) and C(unpack) for every host in its first play, before the first batch."
+  - "Out of rotation, as the modules measured it: from the moment the drain command went out (the end of the
+    C(drain) step minus the C(waited) seconds the module then spent on in-flight requests; of the first load
+    balancer, for a looped task) to the end of the successful C(enable) step, when the load balancer reported
+    the server UP (of the last load balancer; in the C(enable) phase or in a rollback). A drain that failed
+    without changing anything (the capacity guard) leaves the host in rotation. A rollback that drains a host
+    back in rotation opens a second interval. Without module steps (AWS), from the start of the first task of
+    C(drain.yml) or C(aws/drain.yml) to the end of the last successful task of C(enable.yml) or C(aws/enable.yml).
+    When the host never went back, to the end of the run."
   - "C(rollout-report.json) format (version 1; JSON Schema C(docs/rollout-report.schema.json) in the collection),
     times in epoch seconds:
     C({schema_version: 1, playbook, start, end, seconds, steps: [step names in display order],
@@ -79,8 +97,9 @@ notes:
     totals: {hosts, batches, ok, changed, skipped, failed, rolled_back, not_reached, out_of_rotation_seconds,
     max_out_of_rotation_seconds, step_seconds: {STEP: seconds}}})."
   - "A step's C(result) is C(ok), C(changed), C(failed) or C(rescued) (failed, then the block's rescue ran).
-    A host's C(result) is C(changed), C(ok), C(skipped) (already on the target version), C(failed),
-    C(rolled_back) (rolled back but not failed) or C(not_reached) (the rollout halted before its batch).
+    A host's C(result) is C(changed), C(ok), C(skipped) (already on the target version: in its batch it ran
+    only C(preflight) tasks), C(failed), C(rolled_back) (rolled back but not failed) or C(not_reached) (the
+    rollout halted before its batch).
     C(out_of_rotation.seconds) is null when the host was never drained. C(message) is only set for failed
     and rescued steps."
   - "In the HTML page, every step bar of the SVG timeline carries C(data-host), C(data-step) and C(data-result)
@@ -94,6 +113,7 @@ from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (  # noqa: E402
     RolloutModel,
+    module_steps,
     render_html,
     summary_lines,
     to_json,
@@ -132,6 +152,25 @@ def _data_of(result):
     if not isinstance(data, dict):
         data = getattr(result, "_result", None)
     return data if isinstance(data, dict) else {}
+
+
+def _via(task):
+    """The paths of the blocks and include/import tasks around ``task``, nearest first (a task of drain.yml
+    included from rollback.yml or revert.yml belongs to the rollback)."""
+    out = []
+    try:
+        parent = getattr(task, "_parent", None)
+        for _depth in range(64):
+            if parent is None:
+                break
+            get_path = getattr(parent, "get_path", None)
+            path = get_path() if callable(get_path) else None
+            if path and (not out or out[-1] != path):
+                out.append(path)
+            parent = getattr(parent, "_parent", None)
+    except Exception:  # a parent chain that cannot be read must not break the run
+        pass
+    return out
 
 
 def _tags(task):
@@ -193,6 +232,8 @@ class CallbackModule(CallbackBase):
             ignore_errors=bool(ignore_errors),
             no_log=no_log,
             is_include=getattr(task, "action", None) in _INCLUDES,
+            via=_via(task),
+            steps=module_steps(data),
         )
 
     def v2_runner_on_ok(self, result):
@@ -206,6 +247,19 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         self._record(result, "unreachable")
+
+    def _item(self, result):
+        host, task = _host_of(result), _task_of(result)
+        self.model.item_result(host.get_name(), task._uuid, self.clock(), module_steps(_data_of(result)))
+
+    def v2_runner_item_on_ok(self, result):
+        self._item(result)
+
+    def v2_runner_item_on_failed(self, result):
+        self._item(result)
+
+    def v2_runner_item_on_skipped(self, result):
+        self._item(result)
 
     def v2_playbook_on_stats(self, stats):
         self.model.finish(self.clock())

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # Private to the zerodowntime.rollout collection: no compatibility promise outside it.
-"""The rollout report's model: which step a task belongs to, per-host step timelines, and the
-JSON, HTML and text renderings. Plain Python, no Ansible import: the callback plugin
+"""The rollout report's model: the steps the modules return (laid out on the controller's clock) or,
+for tasks without them, the step of the role file; per-host step timelines and out-of-rotation
+intervals; the JSON, HTML and text renderings. Plain Python, no Ansible import: the callback plugin
 ``zerodowntime.rollout.rollout_report`` feeds it events and timestamps, unit tests feed it synthetic ones."""
 
 import html
@@ -15,10 +16,12 @@ import time
 
 SCHEMA_VERSION = 1
 
-# Display order. ``check`` is the per-batch decision (skip.yml, capacity.yml), ``hook`` a user hook file.
+# The one list of steps, in display order; bench/ uses it too. The modules name most of them in the ``steps``
+# their results carry: ``drain`` and ``enable`` (zerodowntime.rollout.rotation), ``stop``, ``deploy`` (the switch
+# of ``current``), ``start`` and ``ready`` (zerodowntime.rollout.app_replace). ``unpack`` is the prepare phase
+# (the release unpacked while the host still serves), ``hook`` a user hook file.
 STEPS = (
     "preflight",
-    "check",
     "unpack",
     "drain",
     "stop",
@@ -30,13 +33,11 @@ STEPS = (
     "hook",
     "rollback",
 )
-TRANSACTION_STEPS = frozenset(
-    ("unpack", "drain", "stop", "deploy", "start", "ready", "enable", "stabilize", "hook", "rollback")
-)
+# Steps a module result may name in its ``steps`` (hook and rollback are the role's own).
+MODULE_STEPS = frozenset(STEPS) - {"hook", "rollback"}
 
 STEP_COLOURS = {
     "preflight": "#9aa5b1",
-    "check": "#c3b7e0",
     "unpack": "#a9c4ee",
     "drain": "#f0a43a",
     "stop": "#e36a5c",
@@ -51,52 +52,49 @@ STEP_COLOURS = {
 
 ROLE_MARKER = "roles/rolling_update/tasks/"
 
-# Role task file (relative to the role's tasks/) -> step. INHERIT: the file serves several steps.
+# Role task file (relative to the role's tasks/) -> step, for tasks whose result carries no ``steps``.
+# INHERIT: the file serves several steps (it takes the step of the file that included it).
 INHERIT = "inherit"
 FILE_STEPS = {
     "preflight.yml": "preflight",
-    "skip.yml": "check",
-    "capacity.yml": "check",
-    "unpack.yml": "unpack",
+    "prepare.yml": "unpack",
     "drain.yml": "drain",
-    "haproxy/drain.yml": "drain",
-    "stop.yml": "stop",
-    "deploy.yml": "deploy",
-    "start.yml": "start",
-    "ready.yml": "ready",
+    "aws/drain.yml": "drain",
+    # The steps app_replace returns; a call that failed before its first step counts as deploy.
+    "replace.yml": "deploy",
     "enable.yml": "enable",
-    "haproxy/enable.yml": "enable",
+    "aws/enable.yml": "enable",
     "stabilize.yml": "stabilize",
     "rollback.yml": "rollback",
-    # Read in preflight, again per batch (tagged preflight), and inside the stabilisation window.
-    "haproxy/check.yml": INHERIT,
+    "revert.yml": "rollback",
+    # Read in preflight (preflight.yml) and again before each AWS drain (aws/drain.yml).
+    "aws/check.yml": INHERIT,
 }
+# Files whose tasks take their steps from the module result; a task there without steps that neither failed
+# nor changed anything is the role's bookkeeping and belongs to no step.
+MODULE_FILES = frozenset(("replace.yml",))
 
 TAG_STEPS = {
     "rolling_update_preflight": "preflight",
-    "rolling_update_capacity": "check",
-    "rolling_update_skip": "check",
-    "rolling_update_unpack": "unpack",
+    "rolling_update_prepare": "unpack",
     "rolling_update_drain": "drain",
-    "rolling_update_stop": "stop",
-    "rolling_update_deploy": "deploy",
-    "rolling_update_start": "start",
-    "rolling_update_ready": "ready",
     "rolling_update_enable": "enable",
     "rolling_update_stabilize": "stabilize",
     "rolling_update_hooks": "hook",
     "rolling_update_rollback": "rollback",
 }
 
-# Files whose successful tasks put the host back in rotation (in the enable step or in a rollback).
-ENABLE_FILES = frozenset(("enable.yml", "haproxy/enable.yml"))
+# Out of rotation, for results without ``steps`` (AWS): from the first task of these files ...
+DRAIN_FILES = frozenset(("drain.yml", "aws/drain.yml"))
+# ... to the last successful task of these (in the enable step or in a rollback).
+ENABLE_FILES = frozenset(("enable.yml", "aws/enable.yml"))
 
 HIDDEN = "output hidden"
 _LINE_SUFFIX = re.compile(r":\d+$")
 
 
 def role_task_file(path):
-    """``.../roles/rolling_update/tasks/haproxy/drain.yml:12`` -> ``haproxy/drain.yml``; None when the
+    """``.../roles/rolling_update/tasks/aws/drain.yml:12`` -> ``aws/drain.yml``; None when the
     task does not come from the rolling_update role."""
     if not path:
         return None
@@ -108,7 +106,7 @@ def role_task_file(path):
 
 
 def step_from_tags(tags):
-    """The step named by a ``rolling_update_<step>`` tag; rollback wins over the others."""
+    """The step named by a ``rolling_update_<phase>`` tag; rollback wins over the others."""
     found = [TAG_STEPS[t] for t in (tags or ()) if isinstance(t, str) and t in TAG_STEPS]
     if not found:
         return None
@@ -117,19 +115,35 @@ def step_from_tags(tags):
     return min(found, key=STEPS.index)
 
 
-def step_for_task(path, tags=(), current=None):
-    """The step a task belongs to, or None.
+def step_for_task(path, tags=(), current=None, via=()):
+    """The step a task belongs to when its result carries no ``steps``, or None.
 
     ``path`` is ``task.get_path()``, ``tags`` the task's (inherited) tags, ``current`` the step the
-    host is in within this batch. The role's file decides first; rollback.yml re-uses stop.yml,
-    start.yml and enable.yml (their tasks carry no rollback tag), so once a host is rolling back every
-    role task is rollback. Tasks from outside the role (hook files) belong to an open hook step."""
+    host is in within this play, ``via`` the paths of the blocks and include/import tasks the task
+    sits in, nearest first. A role task is rollback while the host rolls back: rollback.yml and
+    revert.yml re-use drain.yml and enable.yml, so a role task included from them (``via``), tagged
+    ``rolling_update_rollback``, or run once the host's current step is rollback is rollback. Otherwise
+    the role's file decides (replace.yml: deploy, or hook for its hook include; aws/check.yml: the
+    step of the file that included it), then the step tags. Tasks from outside the role (hook files)
+    belong to an open hook step."""
+    tags = [t for t in (tags or ()) if isinstance(t, str)]
     rel = role_task_file(path)
-    if rel is not None and current == "rollback":
+    parents = [r for r in (role_task_file(p) for p in (via or ())) if r is not None]
+    if rel is not None and (
+        current == "rollback"
+        or "rolling_update_rollback" in tags
+        or any(FILE_STEPS.get(p) == "rollback" for p in parents)
+    ):
         return "rollback"
     step = FILE_STEPS.get(rel) if rel is not None else None
     if step == INHERIT:
+        for p in parents:
+            inherited = FILE_STEPS.get(p)
+            if inherited and inherited != INHERIT:
+                return inherited
         return current or step_from_tags(tags) or "preflight"
+    if rel in MODULE_FILES and "rolling_update_hooks" in tags:
+        return "hook"
     if step:
         return step
     step = step_from_tags(tags)
@@ -138,6 +152,61 @@ def step_for_task(path, tags=(), current=None):
     if rel is None and current == "hook":
         return "hook"
     return None
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def module_steps(result):
+    """The steps a module result carries (zerodowntime.rollout.rotation, app_replace), in order, as
+    ``[{"name": str, "seconds": float}]`` plus ``waited`` (seconds) where the module measured it;
+    a loop's items one after another. [] when there are none. Entries that are not a step (no name,
+    no duration) are dropped."""
+    if not isinstance(result, dict):
+        return []
+    if isinstance(result.get("steps"), list):
+        items = [result]
+    elif isinstance(result.get("results"), list):
+        items = result["results"]
+    else:
+        return []
+    out = []
+    for item in items:
+        steps = item.get("steps") if isinstance(item, dict) else None
+        if not isinstance(steps, list):
+            continue
+        for s in steps:
+            if not isinstance(s, dict) or not isinstance(s.get("name"), str):
+                continue
+            seconds = _number(s.get("seconds"))
+            if seconds is None:
+                continue
+            step = {"name": s["name"], "seconds": seconds}
+            waited = _number(s.get("waited"))
+            if waited is not None:
+                step["waited"] = waited
+            out.append(step)
+    return out
+
+
+def layout_steps(steps, start, end):
+    """Lay module-measured ``steps`` out on the controller's clock inside one call's ``[start, end]``:
+    back to back, each with its measured duration, the last ending at ``end``; what the call took
+    beyond them (module start-up) lands before the first. None starts before ``start``: a step longer
+    than the time left is cut at its start. Returns ``[(step, start, end)]`` in order."""
+    end = max(end, start)
+    out = []
+    cursor = end
+    for step in reversed(list(steps)):
+        begin = max(start, cursor - step["seconds"])
+        out.append((step, begin, cursor))
+        cursor = begin
+    out.reverse()
+    return out
 
 
 def _round(t):
@@ -196,7 +265,7 @@ class HostRecord:
         self.failed = False
         self.message = None
         self.rolled_back = False
-        self.out = []  # [start, end or None]
+        self.out = []  # [start, end or None, whether a module's enable step set the end]
         self.pending_failure = None  # the segment whose failure a later task may have rescued
         self.pending_play = None
 
@@ -219,6 +288,7 @@ class RolloutModel:
         self._play = None  # (key, name, batched, number, seq)
         self._play_seq = 0
         self._task_starts = {}
+        self._items = {}  # (host, task key) -> [(end, steps)] of a loop's items, in order
         self.any_batched = False
 
     # ------------------------------------------------------------------ events
@@ -237,12 +307,17 @@ class RolloutModel:
         self._play = (key, name, bool(batched), n, self._play_seq)
         self.any_batched = self.any_batched or bool(batched)
         self._task_starts.clear()
+        self._items.clear()
         if self.batches:
             self.batches[-1]["end"] = t
         self.batches.append({"play": name, "number": n, "start": t, "batched": bool(batched), "hosts": [], "plain": []})
 
     def task_start(self, host, task_key, t):
         self._task_starts[(host, task_key)] = t
+
+    def item_result(self, host, task_key, t, steps=None):
+        """One loop item of a task ended at ``t``; ``steps`` as :func:`module_steps` gives them."""
+        self._items.setdefault((host, task_key), []).append((t, list(steps or ())))
 
     def task_result(
         self,
@@ -257,11 +332,17 @@ class RolloutModel:
         ignore_errors=False,
         no_log=False,
         is_include=False,
+        via=(),
+        steps=None,
     ):
-        """One task result. ``status``: ok, failed, skipped or unreachable."""
+        """One task result. ``status``: ok, failed, skipped or unreachable. ``via``: the paths of the
+        blocks and include tasks around the task, nearest first. ``steps``: the steps the result
+        carries (:func:`module_steps`); for a loop whose items were reported (:meth:`item_result`),
+        each item's steps are laid out before that item's end instead."""
         if self.start is None:
             self.start = t
         start = self._task_starts.pop((host, task_key), t)
+        items = self._items.pop((host, task_key), None)
         rec = self._host(host)
         seq = self._play[4] if self._play else 0
         failing = status == "unreachable" or (status == "failed" and not ignore_errors)
@@ -270,7 +351,7 @@ class RolloutModel:
         if rec.pending_failure is not None or rec.failed:
             if rec.pending_play == seq:
                 rec.failed = False
-                step = step_for_task(path, tags, self._current_step(rec, seq))
+                step = step_for_task(path, tags, self._current_step(rec, seq), via)
                 if step is not None and rec.pending_failure is not None and rec.pending_failure.result == "failed":
                     rec.pending_failure.result = "rescued"
             rec.pending_failure = None
@@ -282,32 +363,78 @@ class RolloutModel:
         if status == "skipped":
             return None
 
-        step = step_for_task(path, tags, self._current_step(rec, seq))
-        if step is None:
+        rel = role_task_file(path)
+        step = step_for_task(path, tags, self._current_step(rec, seq), via)
+        spans = self._spans(start, t, steps, items)
+        # replace.yml's bookkeeping (no steps, no change, no failure) belongs to no step.
+        bookkeeping = rel in MODULE_FILES and step == FILE_STEPS[rel] and not (spans or failing or changed)
+        if step is None or bookkeeping:
             return None
         self._assign_batch(rec)
-        seg = rec.current(seq)
-        if seg is None or seg.name != step:
-            number = self._play[3] if self._play else None
-            seg = Segment(step, start, t, seq, number)
-            rec.segments.append(seg)
-        seg.end = max(seg.end, t)
-        seg.tasks += 1
+        sub = [(s["name"], a, b) for s, a, b in spans if s["name"] in MODULE_STEPS]
+        if step in ("rollback", "hook") or not sub:
+            sub = [(step, start, t)]
+        touched = []
+        for name, a, b in sub:
+            seg = rec.current(seq)
+            if seg is None or seg.name != name:
+                seg = Segment(name, a, b, seq, self._play[3] if self._play else None)
+                rec.segments.append(seg)
+            seg.end = max(seg.end, b)
+            if seg not in touched:
+                touched.append(seg)
+                seg.tasks += 1
+            if changed and seg.result == "ok":
+                seg.result = "changed"
         if failing:
+            seg = touched[-1]
             seg.result = "failed"
             seg.message = rec.message
             rec.pending_failure = seg
-        elif changed and seg.result == "ok":
-            seg.result = "changed"
         if step == "rollback":
             rec.rolled_back = True
+        self._rotation(rec, rel, spans, start, t, failing, changed, is_include)
+        return touched[-1].name
 
-        rel = role_task_file(path)
-        if step == "drain" and not (rec.out and rec.out[-1][1] is None):
-            rec.out.append([start, None])
-        elif rel in ENABLE_FILES and not failing and not is_include and rec.out:
-            rec.out[-1][1] = t
-        return step
+    @staticmethod
+    def _spans(start, end, steps, items):
+        """The module steps of one task on the controller's clock: ``[(step, start, end)]``."""
+        if items and any(item_steps for _t, item_steps in items):
+            spans = []
+            lower = start
+            for item_end, item_steps in items:
+                item_end = min(max(item_end, lower), max(end, lower))
+                spans += layout_steps(item_steps, lower, item_end)
+                lower = item_end
+            return spans
+        return layout_steps(steps or (), start, end)
+
+    @staticmethod
+    def _rotation(rec, rel, spans, start, end, failing, changed, is_include):
+        """Out of rotation: from the drain command (the end of the drain step minus the time the module
+        then waited for in-flight requests) to the end of the successful enable step (the load balancer
+        reports the server UP). Without module steps (AWS): from the first task of the drain files to
+        the last successful task of the enable files."""
+        is_open = bool(rec.out) and rec.out[-1][1] is None
+        drains = [(s, a, b) for s, a, b in spans if s["name"] == "drain"]
+        enables = [(s, a, b) for s, a, b in spans if s["name"] == "enable"]
+        # A drain that failed without changing anything (the capacity guard, an LB that did not answer)
+        # left the host in rotation.
+        if not is_open and not (failing and not changed):
+            if drains:
+                step, a, b = drains[0]
+                waited = step.get("waited")
+                rec.out.append([a if waited is None else max(a, b - waited), None, False])
+            elif rel in DRAIN_FILES and not spans and not is_include:
+                rec.out.append([start, None, False])
+        if failing or not rec.out:
+            return
+        last = rec.out[-1]
+        if enables:
+            if last[1] is None:
+                last[1], last[2] = enables[-1][2], True
+        elif rel in ENABLE_FILES and not spans and not is_include and (last[1] is None or not last[2]):
+            last[1], last[2] = end, False
 
     def finish(self, t):
         self.end = t
@@ -340,22 +467,24 @@ class RolloutModel:
     # ------------------------------------------------------------------ views
     def host_view(self, rec, run_end):
         segs = rec.segments
-        transaction = [s for s in segs if s.name in TRANSACTION_STEPS]
-        has_check = any(s.name == "check" for s in segs)
-        skipped = not rec.failed and not transaction and has_check
         if rec.batch is not None:
             batch = rec.batch[1]
         elif not self.any_batched and rec.plain_batch is not None:
             batch = rec.plain_batch[1]
         else:
             batch = None
+        # The playbook runs preflight and prepare (unpack) for every host before the first batch: a host
+        # that never reached its batch did nothing else; one that reached it and only ran preflight
+        # tasks there was skipped (already on the target version).
+        work = [s for s in segs if s.name not in ("preflight", "unpack")]
+        skipped = not rec.failed and batch is not None and all(s.name == "preflight" for s in segs)
         if rec.failed:
             result = "failed"
         elif rec.rolled_back:
             result = "rolled_back"
         elif skipped:
             result = "skipped"
-        elif not transaction:
+        elif not segs or (batch is None and not work):
             result = "not_reached"
         elif any(s.result == "changed" for s in segs):
             result = "changed"
@@ -363,7 +492,7 @@ class RolloutModel:
             result = "ok"
         intervals = []
         out_secs = 0.0
-        for start, end in rec.out:
+        for start, end, _measured in rec.out:
             stop = end if end is not None else run_end
             out_secs += max(0.0, stop - start)
             intervals.append({"start": _round(start), "end": _round(stop), "back_in_rotation": end is not None})

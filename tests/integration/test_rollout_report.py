@@ -23,6 +23,7 @@ from demo.rollout import ROOT, run_playbook, write_inventory
 pytestmark = pytest.mark.integration
 
 TRANSACTION = ["unpack", "drain", "stop", "deploy", "start", "ready", "enable"]
+REPLACE = ["stop", "deploy", "start", "ready"]  # the steps app_replace returns, in one call
 SCHEMA_PATH = os.path.join(ROOT, "docs", "rollout-report.schema.json")
 TIMELINE_WIDTH = 900  # px of the SVG the run's span is drawn over (render_html)
 
@@ -148,7 +149,8 @@ def check_browser(report, html_path, out_dir):
     background = max(colours.values())
     assert len(colours) > 100 and background < 0.98 * width * height, (len(colours), background)
 
-    # The timeline itself: every step wide enough to have a pixel of its own colour shows it.
+    # The timeline itself: every step wide enough to have a pixel of its own colour shows it. The steps the
+    # modules return last what they measured: a drain or an enable may be a few milliseconds wide.
     _w, _h, drawn = read_png(page.clips["timeline"])
     span = max(report["end"] - report["start"], 0.001)
     widest = {}
@@ -156,7 +158,7 @@ def check_browser(report, html_path, out_dir):
         for s in h["steps"]:
             widest[s["step"]] = max(widest.get(s["step"], 0), s["seconds"] / span * TIMELINE_WIDTH)
     wide = sorted(step for step, px in widest.items() if px >= 4)
-    assert {"drain", "ready"} <= set(wide), widest
+    assert {"preflight", "ready"} <= set(wide), widest
     missing = [step for step in wide if not drawn.get(bytes.fromhex(STEP_COLOURS[step][1:]))]
     assert not missing, "step colours not in the timeline: %s (steps: %s)" % (missing, widest)
 
@@ -228,6 +230,7 @@ def test_report_of_a_clean_rollout(fleet2, workdir, tmp_path):
     proc, report, raw, page, artifact = rollout_with_report(fleet2, workdir, str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert list(report["hosts"]) == ["app1", "app2"]
+    first_drain = min(h["out_of_rotation"]["intervals"][0]["start"] for h in report["hosts"].values())
     for batch, name in enumerate(["app1", "app2"], start=1):
         host = report["hosts"][name]
         assert host["batch"] == batch and host["result"] == "changed", host
@@ -237,12 +240,24 @@ def test_report_of_a_clean_rollout(fleet2, workdir, tmp_path):
         assert "rollback" not in names
         starts = [s["start"] for s in host["steps"]]
         assert starts == sorted(starts)
+        steps = {s["step"]: s for s in host["steps"]}
         out = host["out_of_rotation"]
         assert 0 < out["seconds"] < host["seconds"], host
-        assert out["intervals"][0]["back_in_rotation"] is True
-        # the release was unpacked while the host still served
-        unpack = next(s for s in host["steps"] if s["step"] == "unpack")
-        assert unpack["result"] == "changed" and unpack["end"] <= out["intervals"][0]["start"], (unpack, out)
+        (interval,) = out["intervals"]
+        assert interval["back_in_rotation"] is True
+        # The playbook unpacks every host in its first play, while they all still serve: before any drain.
+        unpack = steps["unpack"]
+        assert unpack["result"] == "changed" and unpack["end"] <= first_drain, (unpack, first_drain)
+        # One app_replace call: its four steps back to back, inside the time out of rotation.
+        replace = [steps[n] for n in REPLACE]
+        assert all(s["tasks"] == 1 and s["result"] == "changed" for s in replace), replace
+        assert all(abs(a["end"] - b["start"]) <= 0.002 for a, b in zip(replace, replace[1:])), replace
+        assert steps["drain"]["end"] <= replace[0]["start"] and replace[-1]["end"] <= steps["enable"]["start"]
+        # Out of rotation: from the drain command (inside the drain step, as the module measured it) to the
+        # end of the enable step, when HAProxy reported the server UP.
+        assert steps["drain"]["start"] <= interval["start"] <= steps["drain"]["end"], (steps["drain"], interval)
+        assert interval["end"] == steps["enable"]["end"], (steps["enable"], interval)
+        assert interval["start"] <= replace[0]["start"] and replace[-1]["end"] <= interval["end"]
     # app2 was drained only after app1 was back in rotation (serial 1)
     assert (
         report["hosts"]["app1"]["out_of_rotation"]["intervals"][0]["end"]
@@ -278,12 +293,16 @@ def test_report_of_a_rolled_back_rollout(fleet2, workdir, tmp_path):
     assert steps["rollback"]["result"] == "failed"
     names = [s["step"] for s in app1["steps"]]
     assert names.index("rollback") == len(names) - 1 and "enable" not in names
+    # the failed app_replace call returned its steps up to the failed one
+    assert [n for n in names if n in TRANSACTION] == TRANSACTION[:-1], names
+    assert all(steps[n]["result"] == "changed" for n in REPLACE[:-1]), steps
     # the rollback put the ready v1 back in rotation
     assert app1["out_of_rotation"]["intervals"][0]["back_in_rotation"] is True
-    assert app1["out_of_rotation"]["intervals"][0]["end"] >= steps["rollback"]["start"]
-    # the rollout halted before app2's batch
+    assert steps["rollback"]["start"] <= app1["out_of_rotation"]["intervals"][0]["end"] <= steps["rollback"]["end"]
+    # the rollout halted before app2's batch; it was only preflighted and prepared with the others
     app2 = report["hosts"]["app2"]
     assert (app2["result"], app2["batch"], app2["out_of_rotation"]["seconds"]) == ("not_reached", None, None)
+    assert [s["step"] for s in app2["steps"]] == ["preflight", "unpack"], app2["steps"]
 
     assert 'class="step step-rollback result-failed"' in page
     assert 'class="marker failure"' in page and "app1" in page and "app2" in page

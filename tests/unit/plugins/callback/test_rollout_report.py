@@ -10,10 +10,17 @@ import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.callback import rollout_report as cb_mod
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (
+    FILE_STEPS,
     HIDDEN,
+    INHERIT,
+    MODULE_STEPS,
     SCHEMA_VERSION,
+    STEP_COLOURS,
     STEPS,
+    TAG_STEPS,
     RolloutModel,
+    layout_steps,
+    module_steps,
     render_html,
     role_task_file,
     step_for_task,
@@ -46,57 +53,149 @@ def assert_valid(report):
 
 
 @pytest.mark.parametrize(
-    ("path", "tags", "current", "step"),
+    ("path", "tags", "current", "via", "step"),
     [
-        (ROLE + "drain.yml:12", [], None, "drain"),
-        (ROLE + "haproxy/drain.yml:4", ["rolling_update", "rolling_update_drain"], "drain", "drain"),
-        (ROLE + "haproxy/enable.yml:10", [], None, "enable"),
-        (ROLE + "enable.yml:6", [], "enable", "enable"),
-        (ROLE + "preflight.yml:2", [], None, "preflight"),
-        (ROLE + "skip.yml:4", ["rolling_update_preflight"], "preflight", "check"),
-        (ROLE + "capacity.yml:4", [], None, "check"),
-        (ROLE + "stop.yml:8", [], None, "stop"),
-        (ROLE + "deploy.yml:2", [], None, "deploy"),
-        (ROLE + "start.yml:8", [], None, "start"),
-        (ROLE + "ready.yml:2", [], None, "ready"),
-        (ROLE + "stabilize.yml:4", [], None, "stabilize"),
-        (ROLE + "rollback.yml:5", [], None, "rollback"),
-        # haproxy/check.yml serves preflight (per run and per batch) and the stabilisation window.
-        (ROLE + "haproxy/check.yml:2", [], None, "preflight"),
-        (ROLE + "haproxy/check.yml:2", [], "preflight", "preflight"),
-        (ROLE + "haproxy/check.yml:2", [], "stabilize", "stabilize"),
-        (ROLE + "haproxy/check.yml:2", ["rolling_update", "rolling_update_preflight"], None, "preflight"),
-        # main.yml only orchestrates: its include tasks carry the step tags.
-        (ROLE + "main.yml:18", ["rolling_update_preflight", "rolling_update"], None, "preflight"),
-        (ROLE + "main.yml:94", ["rolling_update_rollback", "rolling_update"], "ready", "rollback"),
-        (ROLE + "main.yml:41", ["rolling_update_hooks", "rolling_update"], "check", "hook"),
-        (ROLE + "main.yml:41", ["rolling_update"], None, None),
-        # rollback.yml re-uses stop.yml, start.yml and enable.yml, without a rollback tag.
-        (ROLE + "stop.yml:13", ["rolling_update"], "rollback", "rollback"),
-        (ROLE + "start.yml:8", ["rolling_update"], "rollback", "rollback"),
-        (ROLE + "haproxy/enable.yml:10", ["rolling_update"], "rollback", "rollback"),
+        (ROLE + "preflight.yml:2", [], None, [], "preflight"),
+        (ROLE + "prepare.yml:7", [], None, [PLAYBOOK + ":78"], "unpack"),
+        (ROLE + "prepare.yml:7", ["rolling_update", "rolling_update_prepare"], "preflight", [], "unpack"),
+        (ROLE + "drain.yml:4", [], None, [], "drain"),
+        (ROLE + "drain.yml:4", ["rolling_update", "rolling_update_drain"], "preflight", [], "drain"),
+        (ROLE + "aws/drain.yml:22", [], "drain", [], "drain"),
+        # replace.yml: the steps app_replace returns (laid out by the model); without them deploy, and
+        # its hook include opens the hook step.
+        (ROLE + "replace.yml:8", ["rolling_update", "rolling_update_replace"], "drain", [], "deploy"),
+        (ROLE + "replace.yml:20", ["rolling_update_replace", "rolling_update_hooks"], "deploy", [], "hook"),
+        (ROLE + "enable.yml:4", [], None, [], "enable"),
+        (ROLE + "aws/enable.yml:16", [], "enable", [], "enable"),
+        (ROLE + "stabilize.yml:4", [], None, [], "stabilize"),
+        (ROLE + "stabilize.yml:10", ["rolling_update_stabilize"], "stabilize", [], "stabilize"),
+        (ROLE + "rollback.yml:5", [], None, [], "rollback"),
+        (ROLE + "revert.yml:10", [], None, [], "rollback"),
+        # aws/check.yml serves preflight and the AWS drain: the file that included it decides.
+        (ROLE + "aws/check.yml:2", [], None, [ROLE + "preflight.yml:62", ROLE + "preflight.yml:4"], "preflight"),
+        (ROLE + "aws/check.yml:2", [], "preflight", [ROLE + "aws/drain.yml:4", ROLE + "drain.yml:18"], "drain"),
+        (ROLE + "aws/check.yml:2", [], "drain", [], "drain"),
+        (ROLE + "aws/check.yml:2", ["rolling_update", "rolling_update_preflight"], None, [], "preflight"),
+        (ROLE + "aws/check.yml:2", [], None, [], "preflight"),
+        # main.yml only orchestrates: its tasks carry the phase tags.
+        (ROLE + "main.yml:19", ["rolling_update_preflight", "rolling_update"], None, [], "preflight"),
+        (ROLE + "main.yml:113", ["rolling_update_rollback", "rolling_update"], "ready", [], "rollback"),
+        (ROLE + "main.yml:54", ["rolling_update_hooks", "rolling_update"], "preflight", [], "hook"),
+        (ROLE + "main.yml:54", ["rolling_update"], None, [], None),
+        (ROLE + "canary.yml:3", ["rolling_update", "rolling_update_canary"], "stabilize", [], None),
+        # rollback.yml re-uses drain.yml and enable.yml, revert.yml imports them: while a host rolls back,
+        # every role task is rollback, whether the host's step, the tag or the including file says so.
+        (ROLE + "drain.yml:4", ["rolling_update"], "rollback", [], "rollback"),
+        (ROLE + "enable.yml:4", ["rolling_update", "rolling_update_rollback"], "ready", [], "rollback"),
+        (ROLE + "drain.yml:4", [], None, [ROLE + "rollback.yml:24", ROLE + "rollback.yml:20"], "rollback"),
+        (
+            ROLE + "drain.yml:4",
+            [],
+            None,
+            [ROLE + "revert.yml:10", ROLE + "revert.yml:6", PLAYBOOK + ":195"],
+            "rollback",
+        ),
+        (ROLE + "enable.yml:4", [], None, [ROLE + "revert.yml:22"], "rollback"),
+        (ROLE + "aws/check.yml:2", [], None, [ROLE + "aws/drain.yml:4", ROLE + "revert.yml:10"], "rollback"),
         # outside the role: a hook file belongs to an open hook step, the playbook's own tasks to none
-        ("/srv/hooks/warm_cache.yml:3", [], "hook", "hook"),
-        ("/srv/hooks/warm_cache.yml:3", [], "drain", None),
-        (PLAYBOOK + ":79", [], "rollback", None),
-        (PLAYBOOK + ":31", [], None, None),
-        ("/srv/site.yml:9", ["rolling_update_drain"], None, "drain"),
-        (None, ["rolling_update_enable"], None, "enable"),
-        (None, None, None, None),
+        ("/srv/hooks/warm_cache.yml:3", [], "hook", [], "hook"),
+        ("/srv/hooks/warm_cache.yml:3", [], "drain", [], None),
+        ("/srv/hooks/warm_cache.yml:3", [], None, [ROLE + "rollback.yml:24"], None),
+        (PLAYBOOK + ":79", [], "rollback", [], None),
+        (PLAYBOOK + ":31", [], None, [], None),
+        ("/srv/site.yml:9", ["rolling_update_drain"], None, [], "drain"),
+        (None, ["rolling_update_enable"], None, [], "enable"),
+        (None, None, None, None, None),
     ],
 )
-def test_step_for_task(path, tags, current, step):
-    assert step_for_task(path, tags, current) == step
+def test_step_for_task(path, tags, current, via, step):
+    assert step_for_task(path, tags, current, via) == step
+
+
+def test_step_list_is_the_one_list():
+    """Every step a role file, a tag or a module names is in STEPS, and the HTML has a colour for each."""
+    assert "check" not in STEPS and len(set(STEPS)) == len(STEPS)
+    named = {s for s in list(FILE_STEPS.values()) + list(TAG_STEPS.values()) if s != INHERIT}
+    assert named <= set(STEPS)
+    assert set(STEP_COLOURS) == set(STEPS)
+    assert {"drain", "stop", "deploy", "start", "ready", "enable"} <= MODULE_STEPS < set(STEPS)
 
 
 def test_role_task_file():
-    assert role_task_file(ROLE + "haproxy/drain.yml:12") == "haproxy/drain.yml"
+    assert role_task_file(ROLE + "aws/drain.yml:12") == "aws/drain.yml"
     assert role_task_file("roles/rolling_update/tasks/drain.yml") == "drain.yml"
     assert role_task_file(PLAYBOOK + ":3") is None
     assert role_task_file("") is None
 
 
+def test_module_steps():
+    assert module_steps({"steps": [{"name": "drain", "seconds": 0.41, "waited": 0.3}]}) == [
+        {"name": "drain", "seconds": 0.41, "waited": 0.3}
+    ]
+    # a loop: each item's steps, one item after another; skipped and censored items carry none
+    looped = {
+        "results": [
+            {"steps": [{"name": "enable", "seconds": 1, "waited": 0.5}]},
+            {"skipped": True},
+            {"censored": "the output has been hidden"},
+            {"steps": [{"name": "enable", "seconds": 0.2}]},
+        ]
+    }
+    assert module_steps(looped) == [
+        {"name": "enable", "seconds": 1.0, "waited": 0.5},
+        {"name": "enable", "seconds": 0.2},
+    ]
+    # what is not a step is dropped
+    broken = {
+        "steps": [
+            {"name": "stop"},
+            {"seconds": 1},
+            "ready",
+            {"name": "x", "seconds": -1},
+            {"name": "y", "seconds": True},
+        ]
+    }
+    assert module_steps(broken) == []
+    assert module_steps({"steps": [{"name": "stop", "seconds": 1, "waited": "soon"}]}) == [
+        {"name": "stop", "seconds": 1.0}
+    ]
+    assert module_steps({"changed": True}) == [] and module_steps(None) == [] and module_steps({"steps": []}) == []
+
+
+def test_layout_steps_end_at_the_call_end():
+    steps = [{"name": "stop", "seconds": 1.4}, {"name": "deploy", "seconds": 0.01}, {"name": "ready", "seconds": 1.2}]
+    spans = [(s["name"], a, b) for s, a, b in layout_steps(steps, 10.0, 13.0)]
+    assert [n for n, _a, _b in spans] == ["stop", "deploy", "ready"]
+    assert [t for _n, a, b in spans for t in (a, b)] == pytest.approx([10.39, 11.79, 11.79, 11.8, 11.8, 13.0])
+    # steps longer than the call (two clocks): none starts before the call, the first ones are cut
+    spans = layout_steps([{"name": "stop", "seconds": 2.0}, {"name": "ready", "seconds": 2.0}], 10.0, 13.0)
+    assert [t for _s, a, b in spans for t in (a, b)] == pytest.approx([10.0, 11.0, 11.0, 13.0])
+    assert layout_steps([], 10.0, 13.0) == []
+
+
 # --------------------------------------------------------------------------- synthetic runs
+
+
+def drain(seconds=0.5, waited=0.3):
+    return [{"name": "drain", "seconds": seconds, "waited": waited}]
+
+
+def enable(seconds=0.6, waited=0.5):
+    return [{"name": "enable", "seconds": seconds, "waited": waited}]
+
+
+REPLACED = [
+    {"name": "stop", "seconds": 1.4},
+    {"name": "deploy", "seconds": 0.01},
+    {"name": "start", "seconds": 0.1},
+    {"name": "ready", "seconds": 1.2},
+]
+RESTORED = [
+    {"name": "stop", "seconds": 0.3},
+    {"name": "deploy", "seconds": 0.01},
+    {"name": "start", "seconds": 0.1},
+    {"name": "ready", "seconds": 0.5},
+]
 
 
 class Run:
@@ -111,51 +210,111 @@ class Run:
     def play(self, name="Zero-downtime rolling update", key="play2", batched=True):
         self.m.play_start(key, name, batched, self.t)
 
-    def task(self, host, rel, status="ok", dt=1.0, tags=(), changed=False, msg=None, **kw):
+    def task(
+        self, host, rel, status="ok", dt=None, tags=(), changed=False, msg=None, steps=None, items=None, via=(), **kw
+    ):
+        """One task of ``dt`` seconds (default 1, a skipped one 0). ``items``: a loop, ``[(seconds, steps)]``
+        per item, reported as they end; ``dt`` is then the time after the last item. Returns
+        ``(start, end, step)``."""
+        if dt is None:
+            dt = 0.0 if status == "skipped" else 1.0
         self.n += 1
+        key = "uuid-%d" % self.n
         path = rel if rel.startswith("/") else ROLE + rel
-        self.m.task_start(host, "uuid-%d" % self.n, self.t)
+        via = [v if v.startswith("/") else ROLE + v for v in via]
+        start = self.t
+        self.m.task_start(host, key, self.t)
+        if items is not None:
+            for item_dt, item_steps in items:
+                self.t += item_dt
+                self.m.item_result(host, key, self.t, item_steps)
+            steps = [s for _dt, item_steps in items for s in item_steps]
         self.t += dt
-        return self.m.task_result(host, "uuid-%d" % self.n, path, list(tags), status, self.t, changed, msg, **kw)
+        step = self.m.task_result(host, key, path, list(tags), status, self.t, changed, msg, via=via, steps=steps, **kw)
+        return start, self.t, step
 
     def transaction(self, host, stabilize=False):
-        self.task(host, "main.yml:18", tags=["rolling_update_preflight"])
-        self.task(host, "haproxy/check.yml:2", tags=["rolling_update_preflight"])
-        self.task(host, "skip.yml:4")
-        self.task(host, "skip.yml:27", status="skipped")
-        self.task(host, "capacity.yml:4")
-        self.task(host, "unpack.yml:7", changed=True)
-        self.task(host, "drain.yml:2")
-        self.task(host, "haproxy/drain.yml:4", status="skipped")
-        self.task(host, "haproxy/drain.yml:12", changed=True, dt=2.0)
-        self.task(host, "stop.yml:8", changed=True)
-        self.task(host, "deploy.yml:2", changed=True)
-        self.task(host, "start.yml:8", changed=True)
-        self.task(host, "ready.yml:2", dt=3.0)
-        self.task(host, "enable.yml:2", is_include=True)
-        self.task(host, "haproxy/enable.yml:10", changed=True)
-        self.task(host, "enable.yml:6", changed=True)
+        """One host's batch as the role runs it (preflight and prepare ran in the first play). Returns the
+        (start, end) of the drain, replace and enable calls."""
+        ph = ["rolling_update", "rolling_update_preflight"]
+        self.task(host, "main.yml:19", status="skipped", tags=ph)  # preflight: done in the first play
+        self.task(host, "main.yml:27", status="skipped", tags=["rolling_update", "rolling_update_prepare"])
+        self.task(host, "main.yml:37", tags=ph, dt=0.01)  # Start this host's batch
+        self.task(host, "main.yml:44", status="skipped", tags=ph)  # Report a host that is skipped
+        self.task(host, "main.yml:54", status="skipped", tags=["rolling_update", "rolling_update_hooks"])
+        tags = ["rolling_update", "rolling_update_drain"]
+        out = self.task(host, "drain.yml:4", changed=True, steps=drain(), tags=tags)
+        self.task(host, "drain.yml:17", status="skipped", tags=tags)  # AWS
+        self.task(host, "drain.yml:21", status="skipped", tags=tags)  # extra delay
+        tags = ["rolling_update", "rolling_update_replace"]
+        self.task(host, "replace.yml:4", dt=0.01, tags=tags)  # set_fact: bookkeeping, no step
+        replace = self.task(host, "replace.yml:8", changed=True, dt=3.0, steps=REPLACED, tags=tags)
+        for line in (16, 20, 27):
+            self.task(host, "replace.yml:%d" % line, status="skipped", tags=tags)
+        self.task(host, "main.yml:67", status="skipped", tags=["rolling_update", "rolling_update_hooks"])
+        tags = ["rolling_update", "rolling_update_enable"]
+        back = self.task(host, "enable.yml:4", changed=True, steps=enable(), tags=tags)
+        self.task(host, "enable.yml:12", status="skipped", tags=tags)
+        self.task(host, "main.yml:79", status="skipped", tags=["rolling_update", "rolling_update_hooks"])
+        tags = ["rolling_update", "rolling_update_stabilize"]
         if stabilize:
-            self.task(host, "main.yml:85", tags=["rolling_update_stabilize"], is_include=True)
-            self.task(host, "stabilize.yml:4", dt=5.0)
-            self.task(host, "haproxy/check.yml:2")
+            self.task(host, "main.yml:87", tags=tags, is_include=True)
+            self.task(host, "stabilize.yml:4", dt=5.0, tags=tags)
+            self.task(host, "stabilize.yml:10", dt=0.5, tags=tags)
+            self.task(host, "stabilize.yml:18", dt=0.01, tags=tags)
         else:
-            self.task(host, "main.yml:85", status="skipped", tags=["rolling_update_stabilize"])
+            self.task(host, "main.yml:87", status="skipped", tags=tags)
+        return out[:2], replace[:2], back[:2]
 
 
-def preflight_play(run, hosts):
+def preflight_play(run, hosts, prepare=True, skip=()):
+    """The playbook's first play: preflight, then prepare (the unpack) for every host, before any batch."""
     run.play("Preflight every host, then take the rollout lock", key="play1", batched=False)
     for h in hosts:
-        run.task(h, PLAYBOOK + ":31", is_include=True)
-        run.task(h, "preflight.yml:2")
-        run.task(h, "haproxy/check.yml:2")
+        run.task(h, PLAYBOOK + ":66", is_include=True)
+        run.task(h, "preflight.yml:9", via=["preflight.yml:4", PLAYBOOK + ":66"])
+        run.task(h, "preflight.yml:60", via=["preflight.yml:4", PLAYBOOK + ":66"])
+        run.task(h, "preflight.yml:70", status="skipped", via=["preflight.yml:4", PLAYBOOK + ":66"])  # AWS
+        run.task(h, "preflight.yml:100", via=["preflight.yml:4", PLAYBOOK + ":66"])
+    for h in hosts:
+        run.task(h, PLAYBOOK + ":71", dt=0.01)
+    if prepare:
+        for h in hosts:
+            if h in skip:
+                run.task(h, PLAYBOOK + ":92", status="skipped")
+                continue
+            run.task(h, PLAYBOOK + ":92", is_include=True)
+            run.task(h, "prepare.yml:7", changed=True, dt=2.0, via=[PLAYBOOK + ":92"])
+            run.task(h, PLAYBOOK + ":98", dt=0.01)
+
+
+def test_replace_steps_are_laid_out_inside_the_call():
+    """A 3.0 s app_replace call whose result measured stop 1.4, deploy 0.01, start 0.1 and ready 1.2:
+    four steps back to back, the last ending with the call; the call's start-up comes before them."""
+    run = Run()
+    run.play()
+    start, end, step = run.task("app1", "replace.yml:8", changed=True, dt=3.0, steps=REPLACED)
+    assert step == "ready"
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    steps = r["hosts"]["app1"]["steps"]
+    assert [s["step"] for s in steps] == ["stop", "deploy", "start", "ready"]
+    bounds = [t - start for s in steps for t in (s["start"], s["end"])]
+    assert bounds == pytest.approx([0.29, 1.69, 1.69, 1.7, 1.7, 1.8, 1.8, 3.0], abs=1e-3)
+    assert [s["seconds"] for s in steps] == pytest.approx([1.4, 0.01, 0.1, 1.2], abs=1e-3)
+    assert steps[-1]["end"] == end
+    assert all(s["tasks"] == 1 and s["result"] == "changed" for s in steps)
+    assert r["hosts"]["app1"]["step_seconds"] == pytest.approx(
+        {"stop": 1.4, "deploy": 0.01, "start": 0.1, "ready": 1.2}, abs=1e-3
+    )
 
 
 def test_two_batches_in_order_with_out_of_rotation():
     run = Run()
     preflight_play(run, ["app1", "app2"])
     run.play()
-    run.transaction("app1")
+    (d_start, d_end), (r_start, r_end), (e_start, e_end) = run.transaction("app1")
     run.play()
     run.transaction("app2", stabilize=True)
     run.play("Release the rollout lock", key="play3", batched=False)
@@ -173,130 +332,347 @@ def test_two_batches_in_order_with_out_of_rotation():
     assert (a1["batch"], a2["batch"]) == (1, 2)
     assert [b["hosts"] for b in r["batches"]] == [["app1"], ["app2"]]
     names = [s["step"] for s in a1["steps"]]
-    assert names == ["preflight", "preflight", "check", "unpack", "drain", "stop", "deploy", "start", "ready", "enable"]
+    assert names == ["preflight", "unpack", "preflight", "drain", "stop", "deploy", "start", "ready", "enable"]
     assert [s["step"] for s in a2["steps"]][-2:] == ["enable", "stabilize"]
     # skipped tasks opened nothing: no stabilize step on app1 and no hook step anywhere
     assert "stabilize" not in a1["step_seconds"] and "hook" not in r["totals"]["step_seconds"]
     steps = {s["step"]: s for s in a1["steps"]}
-    assert steps["drain"]["seconds"] == 4.0 and steps["drain"]["tasks"] == 2
-    assert steps["drain"]["result"] == "changed" and steps["ready"]["result"] == "ok"
-    # out of rotation: first drain task's start to the last enable task's end
+    # each step is what the module measured, ending with its call
+    assert (steps["drain"]["start"], steps["drain"]["end"]) == pytest.approx((d_end - 0.5, d_end), abs=1e-3)
+    assert (steps["enable"]["start"], steps["enable"]["end"]) == pytest.approx((e_end - 0.6, e_end), abs=1e-3)
+    assert steps["ready"]["end"] == r_end and steps["stop"]["start"] == pytest.approx(r_end - 2.71, abs=1e-3)
+    assert steps["drain"]["result"] == "changed" and steps["drain"]["tasks"] == 1
+    # the unpack ran in the first play, while the host still served
+    assert steps["unpack"]["result"] == "changed" and steps["unpack"]["end"] < d_start
+    # out of rotation: from the drain command (drain step's end minus its wait) to the end of the enable step
     out = a1["out_of_rotation"]
-    assert out["seconds"] == steps["enable"]["end"] - steps["drain"]["start"] == 13.0
-    interval = {"start": steps["drain"]["start"], "end": steps["enable"]["end"], "back_in_rotation": True}
-    assert out["intervals"] == [interval]
+    assert out["intervals"] == [{"start": pytest.approx(d_end - 0.3, abs=1e-3), "end": e_end, "back_in_rotation": True}]
+    assert out["seconds"] == pytest.approx(e_end - (d_end - 0.3), abs=1e-3) == pytest.approx(4.31, abs=1e-3)
     assert 0 < out["seconds"] < a1["seconds"]
-    # stabilisation runs back in rotation, and its haproxy/check.yml belongs to it
+    # stabilisation runs back in rotation, its rotation read belongs to it
     s2 = {s["step"]: s for s in a2["steps"]}
-    assert a2["out_of_rotation"]["seconds"] == s2["enable"]["end"] - s2["drain"]["start"]
-    assert s2["stabilize"]["tasks"] == 3
+    assert a2["out_of_rotation"]["intervals"][0]["end"] == s2["enable"]["end"] <= s2["stabilize"]["start"]
+    assert s2["stabilize"]["tasks"] == 4
     assert (a1["result"], a1["failed"], a1["skipped"], a1["rolled_back"]) == ("changed", False, False, False)
     assert r["totals"]["changed"] == 2 and r["totals"]["batches"] == 2
-    assert r["totals"]["max_out_of_rotation_seconds"] == 13.0
+    assert r["totals"]["max_out_of_rotation_seconds"] == pytest.approx(4.31, abs=1e-3)
     # steps are in time order and do not overlap
     for h in (a1, a2):
         spans = h["steps"]
         assert all(prev["end"] <= nxt["start"] for prev, nxt in zip(spans, spans[1:]))
 
 
+def test_looped_rotation_uses_each_items_steps():
+    """Two HAProxy hosts: the drain and enable calls loop over them, one item after the other."""
+    run = Run()
+    run.play()
+    t0 = run.t
+    # reported item by item: each item's steps end with that item
+    run.task("app1", "drain.yml:4", changed=True, dt=0.1, items=[(0.8, drain(0.4, 0.2)), (0.8, drain(0.5, 0.1))])
+    run.task("app1", "replace.yml:8", changed=True, dt=3.0, steps=REPLACED)
+    t1 = run.t
+    run.task("app1", "enable.yml:4", changed=True, dt=0.1, items=[(1.0, enable(0.7, 0.6)), (0.5, enable(0.2, 0.1))])
+    t2 = run.t
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    steps = {s["step"]: s for s in h["steps"]}
+    assert [s["step"] for s in h["steps"]] == ["drain", "stop", "deploy", "start", "ready", "enable"]
+    assert (steps["drain"]["start"], steps["drain"]["end"]) == pytest.approx((t0 + 0.4, t0 + 1.6), abs=1e-3)
+    assert steps["drain"]["tasks"] == 1
+    assert (steps["enable"]["start"], steps["enable"]["end"]) == pytest.approx((t1 + 0.3, t1 + 1.5), abs=1e-3)
+    # out from the first LB's drain command to the last LB's UP
+    assert h["out_of_rotation"]["intervals"] == [
+        {"start": pytest.approx(t0 + 0.6, abs=1e-3), "end": pytest.approx(t1 + 1.5, abs=1e-3), "back_in_rotation": True}
+    ]
+    assert t2 == pytest.approx(t1 + 1.6)
+
+    # the same calls seen only through their final results (no item events): the items' steps back to back
+    run = Run()
+    run.play()
+    t0 = run.t
+    run.task("app1", "drain.yml:4", changed=True, dt=1.7, steps=drain(0.4, 0.2) + drain(0.5, 0.1))
+    run.task("app1", "enable.yml:4", changed=True, dt=1.6, steps=enable(0.7, 0.6) + enable(0.2, 0.1))
+    run.m.finish(run.t)
+    h = run.m.as_dict()["hosts"]["app1"]
+    steps = {s["step"]: s for s in h["steps"]}
+    assert (steps["drain"]["start"], steps["drain"]["end"]) == pytest.approx((t0 + 0.8, t0 + 1.7), abs=1e-3)
+    assert h["out_of_rotation"]["intervals"][0]["start"] == pytest.approx(t0 + 1.0, abs=1e-3)
+    assert h["out_of_rotation"]["intervals"][0]["end"] == pytest.approx(t0 + 3.3, abs=1e-3)
+
+
+def test_hook_after_deploy_splits_the_replace_call():
+    run = Run()
+    run.play()
+    tags = ["rolling_update", "rolling_update_replace"]
+    run.task("app1", "drain.yml:4", changed=True, steps=drain())
+    run.task("app1", "replace.yml:4", dt=0.01, tags=tags)
+    run.task("app1", "replace.yml:16", changed=True, dt=2.0, steps=REPLACED[:2], tags=tags)
+    run.task("app1", "replace.yml:20", tags=tags + ["rolling_update_hooks"], is_include=True, dt=0.01)
+    run.task("app1", "/srv/hooks/after_deploy.yml:2", changed=True, dt=0.5, tags=["rolling_update_hooks"])
+    run.task("app1", "replace.yml:27", changed=True, dt=2.0, steps=REPLACED[2:], tags=tags)
+    run.task("app1", "enable.yml:4", changed=True, steps=enable())
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    assert [s["step"] for s in h["steps"]] == ["drain", "stop", "deploy", "hook", "start", "ready", "enable"]
+    assert h["step_seconds"]["hook"] == pytest.approx(0.51, abs=1e-3)
+    assert h["out_of_rotation"]["seconds"] == pytest.approx(0.3 + 0.01 + 2.0 + 0.51 + 2.0 + 1.0, abs=1e-3)
+
+
+def test_replace_without_steps_is_deploy_only_when_it_did_something():
+    run = Run()
+    run.play()
+    assert run.task("app1", "replace.yml:4")[2] is None  # the role's bookkeeping
+    assert run.task("app1", "replace.yml:8", changed=True)[2] == "deploy"  # a result without steps
+    run.play(key="play3")
+    assert run.task("app2", "replace.yml:4")[2] is None
+    # refused before its first step (the release is not unpacked): a failed deploy
+    msg = "Release v2 is not unpacked and complete under /srv/app/releases; nothing was stopped."
+    assert run.task("app2", "replace.yml:8", status="failed", msg=msg, steps=[])[2] == "deploy"
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert [(s["step"], s["result"]) for s in r["hosts"]["app1"]["steps"]] == [("deploy", "changed")]
+    assert [(s["step"], s["result"]) for s in r["hosts"]["app2"]["steps"]] == [("deploy", "failed")]
+
+
 def rollback_run(reenable=True):
+    """app1's new release never gets ready: app_replace fails in its ready step, the role rolls back
+    (drain again, restore, enable when ready) and halts; app2 never gets its batch."""
     run = Run()
     preflight_play(run, ["app1", "app2"])
     run.play()
-    run.task("app1", "main.yml:18", tags=["rolling_update_preflight"])
-    run.task("app1", "skip.yml:4")
-    run.task("app1", "unpack.yml:7", changed=True)
-    run.task("app1", "drain.yml:2")
-    run.task("app1", "haproxy/drain.yml:12", changed=True)
-    run.task("app1", "stop.yml:8", changed=True)
-    run.task("app1", "deploy.yml:2", changed=True)
-    run.task("app1", "start.yml:8", changed=True)
-    run.task("app1", "ready.yml:2", status="failed", msg="not ready after 4s", dt=4.0)
+    ph = ["rolling_update", "rolling_update_preflight"]
+    run.task("app1", "main.yml:37", tags=ph, dt=0.01)
+    _start, drained_at, _step = run.task(
+        "app1", "drain.yml:4", changed=True, steps=drain(), tags=["rolling_update_drain"]
+    )
+    run.task("app1", "replace.yml:4", dt=0.01)
+    failed = [dict(s) for s in REPLACED]
+    failed[-1]["seconds"] = 4.0
+    msg = "Step 'ready' failed on release v2: http://127.0.0.1:8001/health was not ready after 4.0s"
+    run.task("app1", "replace.yml:8", status="failed", msg=msg, changed=True, dt=6.0, steps=failed)
     # the role's rescue
-    run.task("app1", "main.yml:94", tags=["rolling_update_rollback", "rolling_update"], is_include=True)
-    run.task("app1", "rollback.yml:5")
-    run.task("app1", "rollback.yml:11", changed=True)
-    run.task("app1", "stop.yml:2", status="skipped", tags=["rolling_update"])
-    run.task("app1", "stop.yml:8", status="failed", msg="already stopped", ignore_errors=True, tags=["rolling_update"])
-    run.task("app1", "start.yml:8", changed=True, tags=["rolling_update"])
-    run.task("app1", "rollback.yml:35")
-    run.task("app1", "rollback.yml:42", status="ok" if reenable else "skipped", is_include=True)
+    rb = ["rolling_update", "rolling_update_rollback"]
+    run.task("app1", "main.yml:113", tags=rb, is_include=True)
+    run.task("app1", "rollback.yml:5", tags=rb, via=["main.yml:113"])
+    run.task("app1", "rollback.yml:24", tags=rb, is_include=True, via=["rollback.yml:20"])
+    # drained already: the rotation call waits for nothing
+    via = ["rollback.yml:24", "rollback.yml:20", "main.yml:113"]
+    run.task("app1", "drain.yml:4", steps=drain(0.2, 0.0), tags=rb, via=via)
+    run.task("app1", "drain.yml:17", status="skipped", tags=rb, via=via)
+    run.task("app1", "rollback.yml:38", changed=True, dt=1.5, steps=RESTORED, tags=rb, via=["rollback.yml:20"])
+    run.task("app1", "rollback.yml:48", status="ok" if reenable else "skipped", tags=rb, is_include=True)
+    enabled_at = None
     if reenable:
-        run.task("app1", "enable.yml:2", is_include=True, tags=["rolling_update"])
-        run.task("app1", "haproxy/enable.yml:10", changed=True, tags=["rolling_update"])
-        run.task("app1", "enable.yml:6", changed=True, tags=["rolling_update"])
-    enabled_at = run.t
-    run.task("app1", "rollback.yml:46", status="failed", msg="Rollout halted on app1: step 'ready' failed")
+        via = ["rollback.yml:48", "rollback.yml:46", "main.yml:113"]
+        enabled_at = run.task("app1", "enable.yml:4", changed=True, steps=enable(), tags=rb, via=via)[1]
+        run.task("app1", "enable.yml:12", status="skipped", tags=rb, via=via)
+        run.task("app1", "rollback.yml:50", tags=rb, dt=0.01)
+    run.task("app1", "rollback.yml:62", status="failed", msg="Rollout halted on app1: step 'ready' failed", tags=rb)
     # the playbook's rescue: release the lock, fail the host
-    run.task("app1", PLAYBOOK + ":69", changed=True)
-    run.task("app1", PLAYBOOK + ":79", status="failed", msg="Rollout halted on app1: step 'ready' failed")
+    run.task("app1", PLAYBOOK + ":134", changed=True)
+    run.task("app1", PLAYBOOK + ":140", status="failed", msg="Rollout halted on app1: step 'ready' failed")
     run.m.finish(run.t + 1.0)
-    return run.m.as_dict(), enabled_at
+    return run.m.as_dict(), drained_at, enabled_at
 
 
 def test_rollback_is_marked_and_rescued_failure_kept():
-    r, enabled_at = rollback_run()
+    r, drained_at, enabled_at = rollback_run()
     assert_valid(r)
     a1 = r["hosts"]["app1"]
     names = [s["step"] for s in a1["steps"]]
-    assert names == [
-        "preflight",
-        "preflight",
-        "check",
-        "unpack",
-        "drain",
-        "stop",
-        "deploy",
-        "start",
-        "ready",
-        "rollback",
-    ]
+    assert names == ["preflight", "unpack", "preflight", "drain", "stop", "deploy", "start", "ready", "rollback"]
     steps = {s["step"]: s for s in a1["steps"]}
-    assert steps["ready"]["result"] == "rescued" and steps["ready"]["message"] == "not ready after 4s"
+    # the failed call's steps up to the failed one; the failed step carries the message
+    assert steps["ready"]["result"] == "rescued" and "not ready after 4.0s" in steps["ready"]["message"]
+    assert steps["ready"]["seconds"] == pytest.approx(4.0, abs=1e-3)
+    assert steps["stop"]["result"] == "changed" and "message" not in steps["stop"]
     rb = steps["rollback"]
     assert rb["result"] == "failed" and rb["message"].startswith("Rollout halted on app1")
-    # stop.yml/start.yml/enable.yml inside the rollback belong to it; the ignored failure does not fail it
-    assert rb["tasks"] == 11
+    # drain.yml and enable.yml and the restore inside the rollback belong to it, whatever steps they return
+    assert rb["tasks"] == 9
     assert (a1["result"], a1["failed"], a1["rolled_back"]) == ("failed", True, True)
     assert a1["message"] == "Rollout halted on app1: step 'ready' failed"
-    # back in rotation when the rollback re-enabled it
+    # one interval: out from the first drain until the rollback's enable step ended
     out = a1["out_of_rotation"]
-    assert out["intervals"][0]["back_in_rotation"] is True
-    assert out["intervals"][0]["end"] == enabled_at
-    # the second host never got its batch
+    assert out["intervals"] == [
+        {"start": pytest.approx(drained_at - 0.3, abs=1e-3), "end": enabled_at, "back_in_rotation": True}
+    ]
+    # the second host never got its batch, although it was prepared with the others
     a2 = r["hosts"]["app2"]
     assert (a2["result"], a2["batch"], a2["out_of_rotation"]["seconds"]) == ("not_reached", None, None)
+    assert [s["step"] for s in a2["steps"]] == ["preflight", "unpack"]
     assert r["totals"]["failed"] == 1 and r["totals"]["not_reached"] == 1
     assert [b["hosts"] for b in r["batches"]] == [["app1"]]
 
 
 def test_never_reenabled_host_is_out_of_rotation_until_the_end():
-    r = rollback_run(reenable=False)[0]
+    r, drained_at, _enabled_at = rollback_run(reenable=False)
     assert_valid(r)
     out = r["hosts"]["app1"]["out_of_rotation"]
-    assert out["intervals"][0]["back_in_rotation"] is False
-    assert out["intervals"][0]["end"] == r["end"]
-    steps = {s["step"]: s for s in r["hosts"]["app1"]["steps"]}
-    assert out["seconds"] == pytest.approx(r["end"] - steps["drain"]["start"])
+    assert out["intervals"] == [
+        {"start": pytest.approx(drained_at - 0.3, abs=1e-3), "end": r["end"], "back_in_rotation": False}
+    ]
+    assert out["seconds"] == pytest.approx(r["end"] - (drained_at - 0.3), abs=1e-3)
+
+
+def test_a_rollback_after_enable_drains_again():
+    """The stabilisation window failed while the host was back in rotation: the rollback takes it out
+    again, so it has two intervals out of rotation."""
+    run = Run()
+    run.play()
+    (_ds, d_end), _replace, (_es, e_end) = run.transaction("app1")
+    tags = ["rolling_update", "rolling_update_stabilize"]
+    run.task("app1", "main.yml:87", tags=tags, is_include=True)
+    run.task("app1", "stabilize.yml:4", status="failed", msg="not ready", dt=2.0, tags=tags)
+    rb = ["rolling_update", "rolling_update_rollback"]
+    run.task("app1", "main.yml:113", tags=rb, is_include=True)
+    via = ["rollback.yml:24", "rollback.yml:20"]
+    redrained = run.task("app1", "drain.yml:4", changed=True, steps=drain(0.9, 0.8), tags=rb, via=via)[1]
+    run.task("app1", "rollback.yml:38", changed=True, dt=1.5, steps=RESTORED, tags=rb)
+    back = run.task("app1", "enable.yml:4", changed=True, steps=enable(), tags=rb, via=["rollback.yml:48"])[1]
+    run.task("app1", "rollback.yml:62", status="failed", msg="Rollout halted on app1", tags=rb)
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    assert [s["step"] for s in h["steps"]][-3:] == ["enable", "stabilize", "rollback"]
+    assert h["steps"][-2]["result"] == "rescued"
+    assert h["out_of_rotation"]["intervals"] == [
+        {"start": pytest.approx(d_end - 0.3, abs=1e-3), "end": e_end, "back_in_rotation": True},
+        {"start": pytest.approx(redrained - 0.8, abs=1e-3), "end": back, "back_in_rotation": True},
+    ]
+    assert h["out_of_rotation"]["seconds"] == pytest.approx((e_end - d_end + 0.3) + (back - redrained + 0.8), abs=1e-3)
+
+
+def test_a_refused_drain_leaves_the_host_in_rotation():
+    """The capacity guard refused the drain (no change, no steps): the host never left rotation, although
+    the rollback then runs enable.yml."""
+    run = Run()
+    run.play()
+    msg = "Refusing to drain web1: 1 of 2 servers would stay healthy, min_healthy is 2."
+    run.task("app1", "drain.yml:4", status="failed", msg=msg, tags=["rolling_update_drain"])
+    rb = ["rolling_update", "rolling_update_rollback"]
+    run.task("app1", "main.yml:113", tags=rb, is_include=True)
+    run.task("app1", "rollback.yml:5", tags=rb)
+    run.task("app1", "enable.yml:4", steps=enable(0.1, 0.0), tags=rb, via=["rollback.yml:48"])
+    run.task("app1", "rollback.yml:62", status="failed", msg="Rollout halted on app1", tags=rb)
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    assert [(s["step"], s["result"]) for s in h["steps"]] == [("drain", "rescued"), ("rollback", "failed")]
+    assert h["out_of_rotation"] == {"seconds": None, "intervals": []}
+
+
+def test_revert_is_a_rollback():
+    """rolling_update_rollback_scope run: a host this run updated is reverted in the playbook's revert play,
+    with drain.yml and enable.yml imported into revert.yml."""
+    run = Run()
+    preflight_play(run, ["app1", "app2"])
+    run.play()
+    run.transaction("app1")
+    for _batch in range(2):
+        run.play("Revert the hosts this run updated", key="play4", batched=True)
+    run.task("app1", PLAYBOOK + ":195", is_include=True)
+    via = ["revert.yml:10", "revert.yml:6", PLAYBOOK + ":195"]
+    drained = run.task("app1", "drain.yml:4", changed=True, steps=drain(0.4, 0.2), via=via)[1]
+    run.task("app1", "revert.yml:13", changed=True, dt=1.5, steps=RESTORED, via=["revert.yml:6", PLAYBOOK + ":195"])
+    back = run.task("app1", "enable.yml:4", changed=True, steps=enable(), via=["revert.yml:20", "revert.yml:6"])[1]
+    run.task("app1", "revert.yml:23", via=["revert.yml:6", PLAYBOOK + ":195"], dt=0.01)
+    run.task("app1", PLAYBOOK + ":210", dt=0.01)
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    assert [s["step"] for s in h["steps"]][-2:] == ["enable", "rollback"]
+    assert h["steps"][-1]["tasks"] == 4 and h["steps"][-1]["result"] == "changed"
+    assert (h["result"], h["rolled_back"], h["failed"], h["batch"]) == ("rolled_back", True, False, 1)
+    assert h["out_of_rotation"]["intervals"][-1] == {
+        "start": pytest.approx(drained - 0.2, abs=1e-3),
+        "end": back,
+        "back_in_rotation": True,
+    }
+    assert [b["hosts"] for b in r["batches"]] == [["app1"]]
+
+
+def test_aws_without_steps_uses_the_task_files():
+    """The AWS modules return no steps: out of rotation from the first task of aws/drain.yml to the last
+    successful task of aws/enable.yml; aws/check.yml belongs to the file that included it."""
+    run = Run()
+    run.play(batched=False)
+    pre = ["preflight.yml:70", "preflight.yml:4"]
+    run.task("app1", "aws/check.yml:2", via=pre)
+    run.task("app1", "aws/check.yml:9", changed=False, via=pre)
+    run.task("app1", "drain.yml:4", status="skipped")
+    run.task("app1", "drain.yml:17", is_include=True)
+    run.task("app1", "aws/check.yml:2", via=["aws/drain.yml:4", "drain.yml:17"])
+    run.task("app1", "aws/check.yml:9", via=["aws/drain.yml:4", "drain.yml:17"])
+    out_at = run.task("app1", "aws/drain.yml:21", via=["drain.yml:17"])[0]
+    run.task("app1", "aws/drain.yml:27", changed=True, via=["drain.yml:17"])
+    run.task("app1", "aws/drain.yml:37", changed=True, dt=3.0, via=["drain.yml:17"])
+    run.task("app1", "replace.yml:8", changed=True, dt=3.0, steps=REPLACED)
+    run.task("app1", "enable.yml:4", status="skipped")
+    run.task("app1", "enable.yml:12", is_include=True)
+    run.task("app1", "aws/enable.yml:2", status="skipped", via=["enable.yml:12"])
+    run.task("app1", "aws/enable.yml:9", via=["enable.yml:12"])
+    run.task("app1", "aws/enable.yml:17", changed=True, dt=4.0, via=["enable.yml:12"])
+    back = run.task("app1", "aws/enable.yml:44", changed=True, via=["enable.yml:12"])[1]
+    run.m.finish(run.t + 1.0)
+    r = run.m.as_dict()
+    assert_valid(r)
+    h = r["hosts"]["app1"]
+    assert [s["step"] for s in h["steps"]] == ["preflight", "drain", "stop", "deploy", "start", "ready", "enable"]
+    assert h["steps"][0]["tasks"] == 2 and h["steps"][1]["tasks"] == 6
+    assert h["out_of_rotation"]["intervals"] == [{"start": out_at, "end": back, "back_in_rotation": True}]
+    assert (h["result"], h["batch"]) == ("changed", 1)
 
 
 def test_skipped_host_and_unbatched_play():
     run = Run()
     run.play("My own play", key="p", batched=False)
-    run.task("app1", "main.yml:18", tags=["rolling_update_preflight"])
-    run.task("app1", "skip.yml:4")
-    run.task("app1", "skip.yml:27")  # "Report a host that is skipped"
-    run.task("app1", "capacity.yml:4", status="skipped")
-    for rel in ("drain.yml:2", "stop.yml:8", "deploy.yml:2", "start.yml:8", "ready.yml:2", "enable.yml:6"):
+    ph = ["rolling_update", "rolling_update_preflight"]
+    run.task("app1", "main.yml:19", tags=ph, is_include=True)
+    run.task("app1", "preflight.yml:9", tags=ph)
+    run.task("app1", "preflight.yml:100", tags=ph)
+    run.task("app1", "main.yml:27", status="skipped", tags=["rolling_update", "rolling_update_prepare"])
+    run.task("app1", "main.yml:37", tags=ph, dt=0.01)
+    run.task("app1", "main.yml:44", tags=ph)  # "Report a host that is skipped"
+    for rel in ("drain.yml:4", "replace.yml:4", "replace.yml:8", "enable.yml:4"):
         run.task("app1", rel, status="skipped")
     run.m.finish(run.t)
     r = run.m.as_dict()
     assert_valid(r)
     a1 = r["hosts"]["app1"]
     assert (a1["result"], a1["skipped"], a1["batch"]) == ("skipped", True, 1)
-    assert [s["step"] for s in a1["steps"]] == ["preflight", "check"]
+    assert [s["step"] for s in a1["steps"]] == ["preflight"]
     assert a1["out_of_rotation"] == {"seconds": None, "intervals": []}
     assert r["batches"][0]["hosts"] == ["app1"] and r["totals"]["skipped"] == 1
+
+
+def test_skipped_host_in_the_playbook():
+    """Already on the target version: preflighted, not prepared, and in its batch only the preflight tasks."""
+    run = Run()
+    preflight_play(run, ["app1", "app2"], skip=["app2"])
+    run.play()
+    run.transaction("app1")
+    run.play()
+    ph = ["rolling_update", "rolling_update_preflight"]
+    run.task("app2", "main.yml:37", tags=ph, dt=0.01)
+    run.task("app2", "main.yml:44", tags=ph, dt=0.01)
+    for rel in ("drain.yml:4", "replace.yml:4", "replace.yml:8", "enable.yml:4"):
+        run.task("app2", rel, status="skipped")
+    run.m.finish(run.t)
+    r = run.m.as_dict()
+    assert_valid(r)
+    a2 = r["hosts"]["app2"]
+    assert (a2["result"], a2["skipped"], a2["batch"]) == ("skipped", True, 2)
+    assert [s["step"] for s in a2["steps"]] == ["preflight", "preflight"]
+    assert r["hosts"]["app1"]["result"] == "changed"
+    assert (r["totals"]["skipped"], r["totals"]["changed"]) == (1, 1)
 
 
 def test_no_log_failure_hides_the_message_and_unreachable_fails():
@@ -457,10 +833,11 @@ def test_html_escapes_every_string_and_marks_failures():
     run = Run()
     run.m.playbook_start('<img src=x onerror="x">', run.t)
     run.play(name="<b>play</b>")
-    run.task(evil, "drain.yml:2")
-    run.task(evil, "stop.yml:8", status="failed", msg='bad <i>thing</i> & "quotes"')
-    run.task(evil, "main.yml:94", tags=["rolling_update_rollback"])
-    run.task(evil, "rollback.yml:46", status="failed", msg="halted <now>")
+    run.task(evil, "drain.yml:4", changed=True, steps=drain())
+    stopped = [{"name": "stop", "seconds": 0.5}]
+    run.task(evil, "replace.yml:8", status="failed", msg='bad <i>thing</i> & "quotes"', changed=True, steps=stopped)
+    run.task(evil, "main.yml:113", tags=["rolling_update_rollback"])
+    run.task(evil, "rollback.yml:62", status="failed", msg="halted <now>")
     run.m.finish(run.t)
     report = run.m.as_dict()
     assert_valid(report)
@@ -482,7 +859,7 @@ def test_html_escapes_every_string_and_marks_failures():
 def test_summary_table():
     r = rollback_run()[0]
     lines = summary_lines(r)
-    assert lines[0].split() == ["host", "batch", "result", "out-of-rot", "preflight", "check"] + [
+    assert lines[0].split() == ["host", "batch", "result", "out-of-rot", "preflight"] + [
         "unpack",
         "drain",
         "stop",
@@ -525,9 +902,20 @@ class FakeHost:
         return self.name
 
 
+class FakeParent:
+    """A block or an include task around a task: its path ("" for an implicit block) and its own parent."""
+
+    def __init__(self, path, parent=None):
+        self.path, self._parent = path, parent
+
+    def get_path(self):
+        return self.path
+
+
 class FakeTask:
-    def __init__(self, uuid, path, tags=(), action="ansible.builtin.command", no_log=False):
+    def __init__(self, uuid, path, tags=(), action="ansible.builtin.command", no_log=False, parent=None):
         self._uuid, self.path, self.tags, self.action, self.no_log = uuid, path, list(tags), action, no_log
+        self._parent = parent
 
     def get_path(self):
         return self.path
@@ -552,18 +940,50 @@ def test_callback_records_and_writes(tmp_path, monkeypatch):
     opts = {"output_dir": str(tmp_path / "out"), "html": True, "json": True, "summary": True}
     monkeypatch.setattr(cb, "get_option", opts.__getitem__)
     clock = iter(float(t) for t in range(100, 200))
-    cb.clock = lambda: next(clock)
+    cb.clock = lambda: next(clock)  # one second per event
 
     host = FakeHost("web<1>")
-    cb.v2_playbook_on_play_start(FakePlay("rollout", "p2", [1]))
+    cb.v2_playbook_on_play_start(FakePlay("rollout", "p2", [1]))  # 100
+
+    # drain.yml: one rotation call per HAProxy host, each item reported as it ends
+    task = FakeTask("t1", ROLE + "drain.yml:4")
+    items = [
+        {"changed": True, "steps": [{"name": "drain", "seconds": 0.5, "waited": 0.25}]},
+        {"changed": True, "steps": [{"name": "drain", "seconds": 0.5, "waited": 0.5}]},
+    ]
+    cb.v2_runner_on_start(host, task)  # 101
+    for item in items:
+        cb.v2_runner_item_on_ok(FakeResult(host, task, item))  # 102, 103
+    cb.v2_runner_on_ok(FakeResult(host, task, {"changed": True, "results": items}))  # 104
+
+    # a rollback's enable.yml task: no rollback tag, but included from rollback.yml
+    rescue = FakeParent(ROLE + "rollback.yml:46", FakeParent(ROLE + "main.yml:113", FakeParent("")))
+    in_rollback = FakeParent("", FakeParent(ROLE + "rollback.yml:48", rescue))
+    replaced = [
+        {"name": "stop", "seconds": 0.25},
+        {"name": "deploy", "seconds": 0.125},
+        {"name": "start", "seconds": 0.125},
+        {"name": "ready", "seconds": 0.25},
+    ]
     tasks = [
-        (FakeTask("t1", ROLE + "drain.yml:2"), "ok", {"changed": True}),
-        (FakeTask("t2", ROLE + "haproxy/drain.yml:4"), "skipped", {"skipped": True}),
-        (FakeTask("t3", ROLE + "stop.yml:8"), "ok", {"changed": True, "cmd": "secret-arg"}),
-        (FakeTask("t4", ROLE + "ready.yml:2", no_log=True), "failed", {"msg": "token=abc", "censored": "hidden"}),
-        (FakeTask("t5", ROLE + "main.yml:94", ["rolling_update_rollback"], "ansible.builtin.include_tasks"), "ok", {}),
-        (FakeTask("t6", ROLE + "haproxy/enable.yml:10", ["rolling_update"]), "ok", {"changed": True}),
-        (FakeTask("t7", ROLE + "rollback.yml:46"), "failed", {"msg": "Rollout halted"}),
+        (FakeTask("t2", ROLE + "drain.yml:17"), "skipped", {"skipped": True}),  # 105-106
+        (FakeTask("t3", ROLE + "replace.yml:4", action="ansible.builtin.set_fact"), "ok", {}),  # 107-108: no step
+        (
+            FakeTask("t4", ROLE + "replace.yml:8"),
+            "failed",
+            {"msg": "Step 'ready' failed: not ready", "changed": True, "cmd": "secret-arg", "steps": replaced},
+        ),  # 109-110
+        (FakeTask("t5", ROLE + "main.yml:113", ["rolling_update_rollback"], "ansible.builtin.include_tasks"), "ok", {}),
+        (
+            FakeTask("t6", ROLE + "enable.yml:4", ["rolling_update"], parent=in_rollback),
+            "ok",
+            {"changed": True, "results": [{"steps": [{"name": "enable", "seconds": 0.5, "waited": 0.25}]}]},
+        ),  # 113-114
+        (
+            FakeTask("t7", ROLE + "rollback.yml:62", no_log=True),
+            "failed",
+            {"msg": "Rollout halted token=abc", "censored": "hidden"},
+        ),  # 115-116
     ]
     for task, status, data in tasks:
         cb.v2_runner_on_start(host, task)
@@ -574,18 +994,24 @@ def test_callback_records_and_writes(tmp_path, monkeypatch):
     data = json.loads((tmp_path / "out" / "rollout-report.json").read_text())
     assert_valid(data)
     h = data["hosts"]["web<1>"]
-    assert [s["step"] for s in h["steps"]] == ["drain", "stop", "ready", "rollback"]
-    assert h["steps"][2] == {
+    assert [s["step"] for s in h["steps"]] == ["drain", "stop", "deploy", "start", "ready", "rollback"]
+    steps = {s["step"]: s for s in h["steps"]}
+    # each LB's drain step ends with its item
+    assert (steps["drain"]["start"], steps["drain"]["end"], steps["drain"]["tasks"]) == (101.5, 103.0, 1)
+    assert (steps["stop"]["start"], steps["stop"]["end"], steps["stop"]["result"]) == (109.25, 109.5, "changed")
+    assert steps["ready"] == {
         "step": "ready",
-        "start": 107.0,
-        "end": 108.0,
-        "seconds": 1.0,
+        "start": 109.75,
+        "end": 110.0,
+        "seconds": 0.25,
         "result": "rescued",
         "tasks": 1,
-        "message": HIDDEN,
+        "message": "Step 'ready' failed: not ready",
     }
+    assert steps["rollback"]["tasks"] == 3 and steps["rollback"]["message"] == HIDDEN
     assert h["result"] == "failed" and h["rolled_back"] and h["batch"] == 1
-    assert h["out_of_rotation"]["seconds"] == 112.0 - 101.0
+    # out: from the first drain command (102 - 0.25) to the end of the rollback's enable step
+    assert h["out_of_rotation"]["intervals"] == [{"start": 101.75, "end": 114.0, "back_in_rotation": True}]
     text = (tmp_path / "out" / "rollout-report.json").read_text()
     assert "secret-arg" not in text and "token=abc" not in text
     page = (tmp_path / "out" / "rollout-report.html").read_text()
@@ -595,13 +1021,24 @@ def test_callback_records_and_writes(tmp_path, monkeypatch):
     assert any(line.startswith("HTML report: ") for line in display.lines)
 
 
+def test_callback_via_survives_odd_parents():
+    class Broken:
+        def get_path(self):
+            raise RuntimeError("no path")
+
+    assert cb_mod._via(FakeTask("t", ROLE + "drain.yml:4", parent=Broken())) == []
+    chain = FakeParent("a.yml:1", FakeParent("a.yml:1", FakeParent("", FakeParent("b.yml:2"))))
+    assert cb_mod._via(FakeTask("t", ROLE + "drain.yml:4", parent=chain)) == ["a.yml:1", "b.yml:2"]
+    assert cb_mod._via(object()) == []
+
+
 def test_callback_options_off(tmp_path, monkeypatch):
     display = FakeDisplay()
     cb = cb_mod.CallbackModule(display=display)
     opts = {"output_dir": str(tmp_path / "none"), "html": False, "json": False, "summary": False}
     monkeypatch.setattr(cb, "get_option", opts.__getitem__)
     cb.v2_playbook_on_play_start(FakePlay("rollout", "p2", []))
-    task = FakeTask("t1", ROLE + "drain.yml:2")
+    task = FakeTask("t1", ROLE + "drain.yml:4")
     cb.v2_runner_on_start(FakeHost("a"), task)
     cb.v2_runner_on_ok(FakeResult(FakeHost("a"), task, {"changed": False}))
     cb.v2_playbook_on_stats(None)
