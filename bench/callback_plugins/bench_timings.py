@@ -16,6 +16,9 @@ description:
   - For the benchmark in bench/rollout_bench.py only.
   - One record per (host, task) with wall-clock start and end, the task's file and line, its action,
     its outcome, and the C(elapsed) value a module returned (per loop item too).
+  - When a module returns C(steps) (a list of C({name, seconds}), as zerodowntime.rollout.rotation and
+    zerodowntime.rollout.app_replace do), the record keeps that list, so the benchmark can use the
+    step durations the module measured instead of guessing the step from the task's file.
   - Writes the records to the file named by the environment variable E(BENCH_TIMINGS_FILE).
 requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED
@@ -31,6 +34,23 @@ def _elapsed(res):
         return [v for v in vals if isinstance(v, (int, float))] or None
     v = res.get("elapsed")
     return v if isinstance(v, (int, float)) else None
+
+
+def _steps(res):
+    """The ``steps`` a module returned (``[{"name": str, "seconds": float}]``), of each loop item
+    too, in order; None when there are none."""
+    if not isinstance(res, dict):
+        return None
+    items = res["results"] if isinstance(res.get("results"), list) else [res]
+    out = []
+    for item in items:
+        steps = item.get("steps") if isinstance(item, dict) else None
+        if not isinstance(steps, list):
+            continue
+        for s in steps:
+            if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("seconds"), (int, float)):
+                out.append({"name": s["name"], "seconds": float(s["seconds"])})
+    return out or None
 
 
 class CallbackModule(CallbackBase):
@@ -72,6 +92,9 @@ class CallbackModule(CallbackBase):
         data = self._rdata(result)
         rec["elapsed"] = _elapsed(data)
         rec["changed"] = bool(data.get("changed"))
+        steps = _steps(data)
+        if steps:
+            rec["steps"] = steps
         self._records.append(rec)
 
     def _new(self, host, task, now):
