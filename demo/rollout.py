@@ -64,6 +64,18 @@ def write_inventory(fleet, path, group_vars=None, python=None):
     return path
 
 
+def resume_record_path(fleet, server, sockets=None):
+    """Where the rotation module keeps the resume record of ``server`` for this fleet's LB host (see
+    write_inventory's rolling_update_state_dir): it exists while a rollout has the server out of rotation."""
+    root = os.path.join(ROOT, ".cache", "collections")
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import record_key
+
+    key = record_key("haproxy", sockets or [fleet.data["admin_socket"]], "%s-%s" % (fleet.data["backend"], server))
+    return os.path.join(fleet.dir, "lb-state", "rotation", key)
+
+
 def ansible_env(extra=None):
     env = dict(os.environ)
     env.update(

@@ -29,15 +29,14 @@ BIN = os.path.dirname(sys.executable)
 PLAYBOOK = "zerodowntime.rollout.rolling_update"
 AWX_JOB_ID = 4242
 
-# One host's runbook as the job events show it: (step, task name prefix in roles/rolling_update/tasks).
+# One host's runbook as the job events show it: (phase, task name prefix in roles/rolling_update/tasks), one
+# module call each; the replace call reports its own steps.
 STEPS = [
-    ("drain", "Drain and wait until in-flight requests are finished"),
-    ("stop", "Run the stop command"),
-    ("deploy", "Activate release"),
-    ("start", "Run the start command"),
-    ("ready", "Wait until the app is ready"),
-    ("enable", "Enable and wait until HAProxy's own health check reports it UP"),
+    ("drain", "Take this server out of rotation on every HAProxy"),
+    ("replace", "Stop the app, switch to release"),
+    ("enable", "Put this server back on every HAProxy"),
 ]
+REPLACE_STEPS = ["stop", "deploy", "start", "ready"]
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +169,9 @@ def test_awx_job_rolls_the_fleet_from_the_installed_collection_under_load(instal
         step = step_of(data.get("task"))
         if ev["event"] == "runner_on_ok" and step and data.get("host") in seen:
             seen[data["host"]].append(step)
-            if step in ("drain", "deploy", "enable"):
-                assert data["res"]["changed"] is True, (data["host"], data["task"], data["res"])
+            assert data["res"]["changed"] is True, (data["host"], data["task"], data["res"])
+            if step == "replace":
+                assert [x["name"] for x in data["res"]["steps"]] == REPLACE_STEPS, data["res"]
     assert seen == {n: [step for step, _label in STEPS] for n in names}, seen
     assert not [ev for ev in events if ev["event"] in ("runner_on_failed", "runner_on_unreachable")]
 
@@ -180,7 +180,7 @@ def test_awx_job_rolls_the_fleet_from_the_installed_collection_under_load(instal
     ours = sorted(p for p in paths if "/zerodowntime/rollout/" in p)
     assert ours and all(p.startswith(installed) for p in ours), ours
     assert not [p for p in paths if p.startswith(ROOT)], sorted(paths)
-    assert any(p.endswith("roles/rolling_update/tasks/deploy.yml") for p in ours), ours
+    assert any(p.endswith("roles/rolling_update/tasks/replace.yml") for p in ours), ours
 
     # The rollout lock was held by this AWX job (owner names the job) and released at the end.
     locks = [

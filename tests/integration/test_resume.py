@@ -12,7 +12,15 @@ import pytest
 
 from demo.fleet import Fleet, build_artifact
 from demo.loadgen import LoadGenerator
-from demo.rollout import PLAYBOOK, ROOT, RotationSampler, ansible_env, run_playbook, write_inventory
+from demo.rollout import (
+    PLAYBOOK,
+    ROOT,
+    RotationSampler,
+    ansible_env,
+    resume_record_path,
+    run_playbook,
+    write_inventory,
+)
 
 # Role flow whose ansible-core-sensitive parts the core rollout tests cover on the oldest version.
 pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
@@ -48,7 +56,8 @@ def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tm
         "rolling_update_health_interval": 0.2,
         "rollout_lock_path": str(tmp_path / "rollout.lock"),
     }
-    marker = os.path.join(hosts[1]["deploy_path"], ".rollout-drained")
+    # The resume record on the LB host: written by the drain before its first command.
+    marker = resume_record_path(fleet, "app2")
 
     sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"]).start()
     load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=100.0).start()
@@ -87,7 +96,7 @@ def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tm
 
         with urllib.request.urlopen("http://%s:%d/version" % (h["address"], h["port"]), timeout=5) as r:
             versions[h["name"]] = r.read().decode().strip()
-        assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
+        assert not os.path.exists(resume_record_path(fleet, h["name"]))
     assert versions == {"app1": "v2", "app2": "v2", "app3": "v2"}
     assert all(s["status"] == "UP" for s in fleet.servers().values()), fleet.servers()
     assert not os.path.exists(tmp_path / "rollout.lock")

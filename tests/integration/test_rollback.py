@@ -5,9 +5,10 @@ import os
 
 import pytest
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import RecordStore
 from demo.fleet import APP_PY, Fleet, build_artifact
 from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook, write_inventory
+from demo.rollout import RotationSampler, resume_record_path, run_playbook, write_inventory
 from demo.rollout import host_version as version_of
 
 pytestmark = pytest.mark.integration
@@ -98,11 +99,10 @@ def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):
 
     # The same job run again (an AWX relaunch): app1 records v2 as rolled back, so preflight refuses it
     # before anything changes on any host or in HAProxy.
-    # The drain marker stands in for a run killed during that rollback, before app1 was back in rotation:
-    # the refusal then also says how to put the host back.
-    marker = os.path.join(hosts[0]["deploy_path"], ".rollout-drained")
-    with open(marker, "w") as f:
-        f.write("{}")
+    # A resume record on the LB host stands in for a run killed during that rollback, before app1 was back in
+    # rotation: the refusal then also says how to put the host back.
+    marker = resume_record_path(fleet3, "app1")
+    RecordStore(os.path.join(fleet3.dir, "lb-state")).write(os.path.basename(marker), {"server": "app1"})
     pids = {n: fleet3.host_pid(n) for n in names}
     before = admin_states(fleet3.admin("show servers state app"))
     again = run_playbook(
@@ -305,8 +305,8 @@ def test_release_that_fails_inside_the_stabilisation_window_is_rolled_back(fleet
 
 
 def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotation(fleet3, tmp_path):
-    """The release is unpacked while the host still serves: a full disk (here: a min_free_space no disk
-    meets) fails the host there, it never leaves rotation, its app is never stopped, and the rollout halts."""
+    """The release is unpacked on every host before the first batch, while they all still serve: a full disk
+    (here: a min_free_space no disk meets) halts the rollout there; no host leaves rotation, no app is stopped."""
     hosts = fleet3.data["hosts"]
     names = [h["name"] for h in hosts]
     pids = {n: fleet3.host_pid(n) for n in names}
@@ -317,13 +317,13 @@ def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotat
     )
     out = proc.stdout
     assert proc.returncode != 0, out[-3000:]
-    assert "Rollout halted on app1: step 'Unpack, while the host still serves, release v2' failed" in out, out[-3000:]
+    assert "Preparing app1 failed:" in out, out[-3000:]
     assert "not enough disk space to unpack v2" in out and "min_free_space 99.9%" in out, out[-3000:]
-    assert "The release was not switched." in out and "capacity is intact" in out, out[-3000:]
+    assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
     assert {n: fleet3.host_pid(n) for n in names} == pids
     assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
     for h in hosts:
         assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
-        assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
+        assert not os.path.exists(resume_record_path(fleet3, h["name"]))
     assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
     assert summary.failed == 0, summary.format()
