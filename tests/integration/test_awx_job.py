@@ -33,7 +33,7 @@ AWX_JOB_ID = 4242
 # module call each; the replace call reports its own steps.
 STEPS = [
     ("drain", "Take this server out of rotation on every HAProxy"),
-    ("replace", "Stop the app, switch to release"),
+    ("replace", "Stop the app, switch, start it and wait until it is ready"),
     ("enable", "Put this server back on every HAProxy"),
 ]
 REPLACE_STEPS = ["stop", "deploy", "start", "ready"]
