@@ -11,7 +11,6 @@ import errno
 import re
 import shlex
 import socket
-import subprocess
 import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
@@ -40,27 +39,25 @@ def _tail(data):
     return text if len(text) <= OUTPUT_CAP else "..." + text[-OUTPUT_CAP:]
 
 
-def run_argv(argv, timeout):
-    """Run ``argv`` (no shell) with stdin from /dev/null; returns ``(rc, stdout, stderr)``.
+def deadline_runner(run_command, timeout_bin=None):
+    """A ``run(argv, timeout) -> (rc, stdout, stderr)`` over ``run_command(argv)`` (AnsibleModule.run_command).
 
-    At the deadline the command is killed and ServiceError raised. Output beyond what a message
-    needs is discarded by the caller (a detached child that keeps the pipes open would hold us up to
-    the deadline, so start commands must detach their output, as systemd units do)."""
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True
-        )
-    except OSError as exc:
-        raise ServiceError("Cannot run %s: %s." % (argv[0], exc.strerror)) from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise ServiceError(
-            "%s did not finish within %.0fs and was killed." % (shlex.join(argv), timeout), timed_out=True
-        ) from None
-    return proc.returncode, out, err
+    With coreutils ``timeout`` (``timeout_bin``) the command is killed at its deadline (TERM, then KILL 5 s later)
+    and ServiceError raised; without it the command runs to its end. Start commands must detach the app from their
+    output, as a systemd unit does, or the call waits for the app's pipes to close."""
+
+    def run(argv, timeout):
+        wrapped = list(argv)
+        if timeout_bin:
+            wrapped = [timeout_bin, "--kill-after=5", "%g" % max(timeout, 0.1)] + wrapped
+        rc, out, err = run_command(wrapped)
+        if timeout_bin and rc in (124, 137):
+            raise ServiceError(
+                "%s did not finish within %gs and was killed." % (shlex.join(argv), timeout), timed_out=True
+            )
+        return rc, out, err
+
+    return run
 
 
 def port_open(host, port, timeout=0.5):
@@ -111,7 +108,9 @@ class Service:
         self.start_timeout = float(start_timeout)
         self.app_host = app_host or "127.0.0.1"
         self.app_port = int(app_port or 0)
-        self.run = run or run_argv
+        if run is None:
+            raise ValidationError("Service needs a command runner (deadline_runner over the module's run_command).")
+        self.run = run
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
         self.port_check = port_check or port_open

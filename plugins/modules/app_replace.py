@@ -172,7 +172,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace impo
     replace_app,
     restore_app,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import Service  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import (  # noqa: E402
+    Service,
+    deadline_runner,
+)
 
 
 def argument_spec():
@@ -197,7 +200,7 @@ def argument_spec():
     return spec
 
 
-def run(params, check_mode):
+def run(params, check_mode, runner):
     service = Service(
         params["service_manager"],
         name=params["service_name"],
@@ -207,6 +210,7 @@ def run(params, check_mode):
         start_timeout=params["start_timeout"],
         app_host=params["app_host"],
         app_port=params["app_port"],
+        run=runner,
     )
     probe = readiness_probe(params, params["consecutive_successes"], params["health_timeout"])
     if params["state"] == "restored":
@@ -234,7 +238,8 @@ def main():
         ],
     )
     try:
-        result = run(module.params, module.check_mode)
+        runner = deadline_runner(module.run_command, module.get_bin_path("timeout"))
+        result = run(module.params, module.check_mode, runner)
     except RolloutError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)

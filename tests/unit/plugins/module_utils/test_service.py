@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Service: argv building, real tiny commands with a deadline, and the port-closed wait after a stop."""
 
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -12,15 +14,15 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._service impo
     OUTPUT_CAP,
     Service,
     ServiceError,
+    deadline_runner,
     port_open,
-    run_argv,
     validate_unit,
 )
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeClock
 
 
 class FakeRun:
-    """Stands in for run_argv: records (argv, timeout) and answers from a queue (default rc 0)."""
+    """Stands in for a deadline_runner: records (argv, timeout) and answers from a queue (default rc 0)."""
 
     def __init__(self, *answers):
         self.calls = []
@@ -181,6 +183,15 @@ def test_port_open_on_a_real_loopback_socket():
 # --- real commands -----------------------------------------------------------------------------------
 
 
+def run_command(argv):
+    """What AnsibleModule.run_command does for these tests: run without a shell, stdin from /dev/null."""
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)  # noqa: S603
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+run_argv = deadline_runner(run_command, shutil.which("timeout"))
+
+
 def test_run_argv_success_and_exit_code():
     assert run_argv(["/bin/true"], 5) == (0, b"", b"")
     assert run_argv(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], 5) == (3, b"out\n", b"err\n")
@@ -199,14 +210,30 @@ def test_run_argv_kills_at_the_deadline():
     assert "sleep 5 did not finish" in info.value.msg
 
 
+def test_without_timeout_the_command_runs_unwrapped():
+    seen = []
+    runner = deadline_runner(lambda argv: seen.append(argv) or (0, "", ""), None)
+    assert runner(["ctl", "stop"], 5) == (0, "", "")
+    assert seen == [["ctl", "stop"]]
+
+
 def test_run_argv_missing_program():
-    with pytest.raises(ServiceError, match="Cannot run /nonexistent/prog"):
-        run_argv(["/nonexistent/prog"], 1)
+    rc, _out, err = run_argv(["/nonexistent/prog"], 1)
+    assert rc == 127 and b"/nonexistent/prog" in err
+
+
+def test_a_service_needs_a_runner():
+    with pytest.raises(ValidationError, match="command runner"):
+        Service("command", stop_command="/bin/true", start_command="/bin/true")
 
 
 def test_command_service_with_real_commands():
     service = Service(
-        "command", stop_command="/bin/true", start_command="/bin/sh -c 'echo cannot bind >&2; exit 3'", stop_timeout=5
+        "command",
+        stop_command="/bin/true",
+        start_command="/bin/sh -c 'echo cannot bind >&2; exit 3'",
+        stop_timeout=5,
+        run=run_argv,
     )
     service.stop()
     with pytest.raises(ServiceError) as info:
@@ -215,7 +242,7 @@ def test_command_service_with_real_commands():
 
 
 def test_command_service_stop_deadline():
-    service = Service("command", stop_command="sleep 5", start_command="/bin/true", stop_timeout=0.3)
+    service = Service("command", stop_command="sleep 5", start_command="/bin/true", stop_timeout=0.3, run=run_argv)
     start = time.monotonic()
     with pytest.raises(ServiceError, match="did not finish within"):
         service.stop()
