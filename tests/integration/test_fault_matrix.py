@@ -626,10 +626,11 @@ def test_r10_session_outlasting_drain_fails_and_restores_the_host(fleet_factory,
     assert "waiting for app/app1 to drain" in halted and "DRAIN, 1 sessions" in halted, halted
     assert "rolling_update_drain_on_timeout: shutdown_sessions" in halted, halted
     assert "The release was not switched" in halted and "ready and back in rotation" in halted, halted
-    # app1: same process, old release, back in rotation, no marker; app2 never drained. v2 was unpacked
-    # on app1 before its drain (unpack.yml) and stays there, complete but never activated.
+    # app1: same process, old release, back in rotation, no resume record; app2 never drained. v2 was unpacked
+    # on every host before the first batch (prepare.yml) and stays there, complete but never activated.
     expected = copy.deepcopy(before)
-    expected["app1"]["releases"] = ["v1", "v2"]
+    for name in expected:
+        expected[name]["releases"] = ["v1", "v2"]
     assert host_facts(fleet) == expected
     assert versions(fleet) == {"app1": "v1", "app2": "v1"}
     assert all(s["status"] == "UP" for s in stat(sock).values()), stat(sock)

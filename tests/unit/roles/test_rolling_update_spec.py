@@ -166,11 +166,16 @@ def public_vars_used(documents):
     return used
 
 
+# Facts the role sets for its caller (the playbook reads them instead of the role's internals). Each is
+# documented in the main entry point's description in meta/argument_specs.yml.
+OUTPUTS = ("rolling_update_decision",)
+
+
 def undeclared_problems(used, options):
     return [
         "%s is used in %s but not declared in the argument spec" % (name, ", ".join(sorted(set(where))))
         for name, where in sorted(used.items())
-        if name not in options
+        if name not in options and name not in OUTPUTS
     ]
 
 
@@ -196,7 +201,7 @@ def naming_problems(defaults, options, role_vars, tasks):
                 facts = node.get(fact_module)
                 if isinstance(facts, dict):
                     for fact in facts:
-                        if fact != "cacheable" and not fact.startswith(INTERNAL):
+                        if fact != "cacheable" and not fact.startswith(INTERNAL) and fact not in OUTPUTS:
                             problems.append("%s: fact %s does not start with %s" % (where, fact, INTERNAL))
             for key, value in node.items():
                 if key != "tags":
@@ -256,6 +261,15 @@ def test_every_public_variable_the_role_reads_is_declared(options, tasks, role_v
     used = public_vars_used(documents)
     assert "rolling_update_version" in used, "the scan found nothing: is the regex broken?"
     assert undeclared_problems(used, options) == []
+
+
+def test_every_output_is_documented_and_set_by_the_role(tasks):
+    with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as f:
+        description = " ".join(yaml.safe_load(f)["argument_specs"]["main"]["description"])
+    set_facts = str([t for doc in tasks.values() for t in (doc or [])])
+    for name in OUTPUTS:
+        assert "C(%s)" % name in description, name
+        assert "'%s'" % name in set_facts, name
 
 
 def test_names_carry_their_layer_prefix(defaults, options, role_vars, tasks):
