@@ -25,7 +25,13 @@ def recap(stdout):
     return out
 
 
-def rollout(fleet, tmp_path, version, serial=1, extra=None):
+def admin_states(fleet):
+    """(server, operational state, admin state, weight) of every server, from ``show servers state``."""
+    rows = [line.split() for line in fleet.admin("show servers state app").splitlines()[2:] if line.strip()]
+    return sorted((r[3], r[5], r[6], r[7]) for r in rows)
+
+
+def rollout(fleet, tmp_path, version, serial=1, extra=None, args=()):
     artifact, sha = build_artifact(version, str(tmp_path / "artifacts"))
     inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
     sampler = RotationSampler(fleet.data["admin_socket"], fleet.data["backend"], interval=0.1).start()
@@ -42,6 +48,7 @@ def rollout(fleet, tmp_path, version, serial=1, extra=None):
                 "rolling_update_health_interval": 0.2,
                 **(extra or {}),
             },
+            args=args,
         )
     finally:
         summary = load.stop()
@@ -83,6 +90,18 @@ def test_rollout_under_load_loses_no_request_and_rerun_changes_nothing(fleet4, t
     names = [h["name"] for h in fleet4.data["hosts"]]
     pids_before = {n: fleet4.host_pid(n) for n in names}
     assert all(pids_before.values()) and versions(fleet4) == dict.fromkeys(names, "v1")
+
+    # The playbook in check mode with diff: it says what it would change on every host and changes nothing.
+    links = {h["name"]: os.readlink(os.path.join(h["deploy_path"], "current")) for h in fleet4.data["hosts"]}
+    haproxy_before = admin_states(fleet4)
+    check, check_summary, check_sampler = rollout(fleet4, tmp_path, "v2", args=["--check", "--diff"])
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
+    assert all(recap(check.stdout)[n]["changed"] >= 3 for n in names), recap(check.stdout)
+    assert re.search(r'^\+\s+"admin_state": "drain"', check.stdout, re.M), check.stdout[-4000:]  # the drain's diff
+    assert admin_states(fleet4) == haproxy_before and check_sampler.max_out_of_rotation() == 0
+    assert {h["name"]: os.readlink(os.path.join(h["deploy_path"], "current")) for h in fleet4.data["hosts"]} == links
+    assert not [h for h in fleet4.data["hosts"] if os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))]
+    assert {n: fleet4.host_pid(n) for n in names} == pids_before and check_summary.failed == 0
 
     proc, summary, sampler = rollout(fleet4, tmp_path, "v2")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
