@@ -56,12 +56,14 @@ ROLE_MARKER = "roles/rolling_update/tasks/"
 # INHERIT: the file serves several steps (it takes the step of the file that included it).
 INHERIT = "inherit"
 FILE_STEPS = {
+    "begin.yml": "preflight",
     "preflight.yml": "preflight",
     "prepare.yml": "unpack",
     "drain.yml": "drain",
     "aws/drain.yml": "drain",
     # The steps app_replace returns; a call that failed before its first step counts as deploy.
     "replace.yml": "deploy",
+    "replace_around_hook.yml": "deploy",
     "enable.yml": "enable",
     "aws/enable.yml": "enable",
     "stabilize.yml": "stabilize",
@@ -72,7 +74,7 @@ FILE_STEPS = {
 }
 # Files whose tasks take their steps from the module result; a task there without steps that neither failed
 # nor changed anything is the role's bookkeeping and belongs to no step.
-MODULE_FILES = frozenset(("replace.yml",))
+MODULE_FILES = frozenset(("replace.yml", "replace_around_hook.yml"))
 
 TAG_STEPS = {
     "rolling_update_preflight": "preflight",
