@@ -199,7 +199,7 @@ def _aws_back_in_rotation(result, target_ids):
 
 
 def _host_verdict(rec, entries, records, back_in_rotation):
-    """What capacity.yml would decide on one rolled host of the batch, or the reason it checks nothing."""
+    """What the drain's capacity guard would decide on one rolled host of the batch, or why it checks nothing."""
     lb = rec.get("lb")
     if str(rec.get("min_healthy")) in ("0", "0%"):
         return "rolling_update_min_healthy is 0"
@@ -223,7 +223,8 @@ def _host_verdict(rec, entries, records, back_in_rotation):
 
 def _batch_capacity(entries, records, back_in_rotation):
     """The capacity guard's verdict for one batch, as each rolled host of it would evaluate it
-    (capacity.yml: the whole batch counts as drained, the state as read, earlier batches' rolled hosts back)."""
+    (as the drain's guard does: the whole batch counts as drained, the state as read, earlier batches' rolled
+    hosts back)."""
     rolled = [e for e in entries if e["action"] == "roll"]
     if not rolled:
         why = "every host of this batch is skipped" if entries and all(e["action"] == "skip" for e in entries) else None
