@@ -12,28 +12,35 @@ from ansible.module_utils.urls import open_url
 MAX_BODY = 1024 * 1024
 
 
+def request(url, timeout, method="GET", headers=None, validate_certs=True, ca_path=None, agent=None, max_body=MAX_BODY):
+    """One request: ``(status, body)``, an HTTP error status being an answer too; at most ``max_body`` bytes read."""
+    try:
+        response = open_url(
+            url,
+            method=method.upper(),
+            headers=headers or {},
+            validate_certs=validate_certs,
+            ca_path=ca_path,
+            timeout=timeout,
+            http_agent=agent or "zerodowntime.rollout",
+        )
+    except HTTPError as exc:
+        try:
+            body = exc.read(max_body) or b""
+        except Exception:
+            body = b""
+        return exc.code, body
+    try:
+        return response.getcode(), response.read(max_body) or b""
+    finally:
+        response.close()
+
+
 def make_fetch(url, method="GET", headers=None, validate_certs=True, ca_path=None, agent="zerodowntime.rollout"):
+    """A ``fetch(timeout) -> (status, body)`` for one URL, as the probes want it."""
+
     def fetch(timeout):
-        try:
-            response = open_url(
-                url,
-                method=method.upper(),
-                headers=headers or {},
-                validate_certs=validate_certs,
-                ca_path=ca_path,
-                timeout=timeout,
-                http_agent=agent,
-            )
-        except HTTPError as exc:
-            try:
-                body = exc.read(MAX_BODY) or b""
-            except Exception:
-                body = b""
-            return exc.code, body
-        try:
-            return response.getcode(), response.read(MAX_BODY) or b""
-        finally:
-            response.close()
+        return request(url, timeout, method, headers, validate_certs, ca_path, agent)
 
     return fetch
 

@@ -97,20 +97,12 @@ def replace_app(path, version, service, probe, keep=5, steps=STEP_NAMES, check_m
     for name in steps:
         try:
             timer.run(name, actions[name])
-        except RolloutError as exc:
+        except (RolloutError, OSError) as exc:
+            # A stop or start that failed may have changed nothing yet; an OSError comes from the switch itself.
+            changed = isinstance(exc, OSError) or bool(timer.done[:-1]) or state["switched"]
             raise ReplaceError(
-                "Step '%s' failed on release %s: %s" % (name, version, exc.msg),
-                changed=bool(timer.done[:-1]) or state["switched"],
-                failed_step=name,
-                switched=state["switched"],
-                current=state["current"],
-                previous=state["previous"],
-                steps=timer.done,
-            ) from None
-        except OSError as exc:
-            raise ReplaceError(
-                "Step '%s' failed on release %s: %s" % (name, version, exc),
-                changed=True,
+                "Step '%s' failed on release %s: %s" % (name, version, getattr(exc, "msg", exc)),
+                changed=changed,
                 failed_step=name,
                 switched=state["switched"],
                 current=state["current"],

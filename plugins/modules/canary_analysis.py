@@ -432,10 +432,7 @@ samples:
   sample: [{elapsed: 5.0, canary_requests: 80, canary_errors: 0, baseline_requests: 161, baseline_errors: 1}]
 """
 
-from urllib.error import HTTPError  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.urls import open_url  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary import (  # noqa: E402
     DEFAULTS,
@@ -447,6 +444,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import (  # noqa: E402
     DEFAULT_SOCKET,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import request  # noqa: E402
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -487,27 +485,16 @@ def argument_spec():
 
 
 def make_fetch(params):
-    """``fetch(url) -> (status, body)`` over ansible.module_utils.urls; HTTP errors are answers too."""
+    """``fetch(url) -> (status, body)`` for the Prometheus queries."""
 
     def fetch(url):
-        try:
-            response = open_url(
-                url,
-                method="GET",
-                validate_certs=params["prometheus_validate_certs"],
-                timeout=params["prometheus_timeout"],
-                http_agent="zerodowntime.rollout-canary_analysis",
-            )
-        except HTTPError as exc:
-            try:
-                body = exc.read(MAX_BODY) or b""
-            except Exception:
-                body = b""
-            return exc.code, body
-        try:
-            return response.getcode(), response.read(MAX_BODY) or b""
-        finally:
-            response.close()
+        return request(
+            url,
+            params["prometheus_timeout"],
+            validate_certs=params["prometheus_validate_certs"],
+            agent="zerodowntime.rollout-canary_analysis",
+            max_body=MAX_BODY,
+        )
 
     return fetch
 

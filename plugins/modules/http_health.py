@@ -161,15 +161,11 @@ last_error:
   sample: status 503 is not one of [200]
 """
 
-from urllib.error import HTTPError  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.urls import open_url  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import make_fetch  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import probe_http  # noqa: E402
-
-MAX_BODY = 1024 * 1024
 
 
 def argument_spec():
@@ -190,34 +186,6 @@ def argument_spec():
     }
 
 
-def make_fetch(params):
-    """A ``fetch(timeout) -> (status, body)`` over ansible.module_utils.urls; HTTP errors are answers too."""
-
-    def fetch(timeout):
-        try:
-            response = open_url(
-                params["url"],
-                method=params["method"].upper(),
-                headers=params["headers"] or {},
-                validate_certs=params["validate_certs"],
-                ca_path=params["ca_path"],
-                timeout=timeout,
-                http_agent="zerodowntime.rollout-http_health",
-            )
-        except HTTPError as exc:
-            try:
-                body = exc.read(MAX_BODY) or b""
-            except Exception:
-                body = b""
-            return exc.code, body
-        try:
-            return response.getcode(), response.read(MAX_BODY) or b""
-        finally:
-            response.close()
-
-    return fetch
-
-
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -227,7 +195,14 @@ def main():
     params = module.params
     try:
         result = probe_http(
-            make_fetch(params),
+            make_fetch(
+                params["url"],
+                method=params["method"],
+                headers=params["headers"],
+                validate_certs=params["validate_certs"],
+                ca_path=params["ca_path"],
+                agent="zerodowntime.rollout-http_health",
+            ),
             url=params["url"],
             check_mode=module.check_mode,
             method=params["method"],
