@@ -45,14 +45,14 @@ def test_out_and_in_four_ways(clean_fleet, tmp_path, path):
     state_dir = str(tmp_path / "state")
     before = server_snapshot(fleet.admin_socket)
 
-    (check,), _ = run_tasks([task(fleet, state_dir, "out", path)], check=True, diff=True)
+    (check,), _proc = run_tasks([task(fleet, state_dir, "out", path)], check=True, diff=True)
     assert check["changed"] is True and not check.get("failed"), check
     assert "diff" in check and check["steps"][0]["name"] == "drain"
     assert server_snapshot(fleet.admin_socket) == before and records(state_dir) == []
 
     remote_tmp = str(tmp_path / "remote-tmp")
     keep = {"ANSIBLE_REMOTE_TEMP": remote_tmp, "ANSIBLE_KEEP_REMOTE_FILES": "1"}
-    (out,), _ = run_tasks([task(fleet, state_dir, "out", path, min_healthy="2", batch=["app1"])], env=keep)
+    (out,), _proc = run_tasks([task(fleet, state_dir, "out", path, min_healthy="2", batch=["app1"])], env=keep)
     assert out["changed"] is True and not out.get("failed"), out
     # The module was shipped and run only with become; in the worker nothing is shipped.
     assert bool(shipped_modules(remote_tmp)) == (path == "module"), shipped_modules(remote_tmp)
@@ -63,11 +63,11 @@ def test_out_and_in_four_ways(clean_fleet, tmp_path, path):
     assert st.S_IMODE(os.stat(record).st_mode) == 0o600
     assert st.S_IMODE(os.stat(os.path.dirname(record)).st_mode) == 0o700
 
-    (again, read), _ = run_tasks([task(fleet, state_dir, "out", path), task(fleet, state_dir, "read", path)])
+    (again, read), _proc = run_tasks([task(fleet, state_dir, "out", path), task(fleet, state_dir, "read", path)])
     assert again["changed"] is False and not again.get("failed"), again
     assert read["in_rotation"] is False and read["record"]["server"] == "app1", read
 
-    (back,), _ = run_tasks([task(fleet, state_dir, "in", path)])
+    (back,), _proc = run_tasks([task(fleet, state_dir, "in", path)])
     assert back["changed"] is True and not back.get("failed"), back
     assert stat(fleet.admin_socket)["app1"]["status"] == "UP" and records(state_dir) == []
     assert back["steps"][0]["name"] == "enable"
@@ -78,7 +78,7 @@ def test_bad_input_and_the_capacity_guard_change_nothing(clean_fleet, tmp_path, 
     fleet = clean_fleet
     state_dir = str(tmp_path / "state")
     before = server_snapshot(fleet.admin_socket)
-    results, _ = run_tasks(
+    results, _proc = run_tasks(
         [
             task(fleet, state_dir, "out", path, server="app1;shutdown sessions server app/app2"),
             task(fleet, state_dir, "out", path, batch=["app1", "app2", "app3"], min_healthy="1"),
