@@ -200,65 +200,58 @@ class HAProxyRotation:
                 },
             )
             record_written = True
-        try:
-            result = ensure_server_state(
-                self.sockets,
-                self.backend,
-                self.server,
-                "drain",
-                wait=True,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                on_timeout=on_timeout,
-                check_mode=check_mode,
-                diff=diff,
-                connect=self.connect,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        except RolloutError as exc:
-            exc.details.setdefault("record_path", self.records.path(self.key))
-            exc.details["steps"] = [{"name": "drain", "seconds": round(self.clock() - start, 3)}]
-            raise
-        result.update(
-            provider=self.provider,
-            capacity=capacity,
-            record_path=self.records.path(self.key),
-            record_written=record_written,
-            resumed=record is not None,
-            steps=[{"name": "drain", "seconds": round(self.clock() - start, 3), "waited": result["elapsed"]}],
+        result = self._set_and_wait(
+            "drain",
+            "drain",
+            start,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_timeout=on_timeout,
+            check_mode=check_mode,
+            diff=diff,
         )
+        result.update(capacity=capacity, record_written=record_written, resumed=record is not None)
         if capacity is not None:
             result["msg"] += " " + capacity["msg"]
         return result
 
     def put_back(self, timeout=120, poll_interval=0.25, check_mode=False, diff=False):
         """Set ready, wait until steadily UP everywhere, remove the resume record."""
-        start = self.clock()
+        result = self._set_and_wait(
+            "ready",
+            "enable",
+            self.clock(),
+            timeout=timeout,
+            poll_interval=poll_interval,
+            check_mode=check_mode,
+            diff=diff,
+        )
+        result["record_removed"] = False if check_mode else self.records.remove(self.key)
+        return result
+
+    def _set_and_wait(self, state, step, start, **options):
+        """The admin state on every socket, then the wait, timed as ``step`` from ``start``; a failure carries the
+        step's time and the record path."""
         try:
             result = ensure_server_state(
                 self.sockets,
                 self.backend,
                 self.server,
-                "ready",
+                state,
                 wait=True,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                check_mode=check_mode,
-                diff=diff,
                 connect=self.connect,
                 clock=self.clock,
                 sleep=self.sleep,
+                **options,
             )
         except RolloutError as exc:
-            exc.details["steps"] = [{"name": "enable", "seconds": round(self.clock() - start, 3)}]
+            exc.details.setdefault("record_path", self.records.path(self.key))
+            exc.details["steps"] = [{"name": step, "seconds": round(self.clock() - start, 3)}]
             raise
-        removed = False if check_mode else self.records.remove(self.key)
         result.update(
             provider=self.provider,
             record_path=self.records.path(self.key),
-            record_removed=removed,
-            steps=[{"name": "enable", "seconds": round(self.clock() - start, 3), "waited": result["elapsed"]}],
+            steps=[{"name": step, "seconds": round(self.clock() - start, 3), "waited": result["elapsed"]}],
         )
         return result
 

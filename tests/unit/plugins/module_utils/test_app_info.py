@@ -3,10 +3,8 @@
 """check_artifact and read_app on a real release layout, with a fake HEAD and a fake probe."""
 
 import hashlib
-import io
 import os
 import signal
-import tarfile
 
 import pytest
 
@@ -17,21 +15,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info imp
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import archive
 
 NOW = 1700000000.0
 WHEN = "2023-11-14T22:13:20Z"
-
-
-def archive(tmp_path, version):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = version.encode() + b"\n"
-        info = tarfile.TarInfo("VERSION")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    path = tmp_path / ("%s.tar.gz" % version)
-    path.write_bytes(buf.getvalue())
-    return str(path)
 
 
 def sha(path):

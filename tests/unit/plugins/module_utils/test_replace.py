@@ -2,9 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """replace_app / restore_app on a real release layout, with a fake service and a fake probe."""
 
-import io
 import os
-import tarfile
 
 import pytest
 
@@ -17,20 +15,9 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace impo
     restore_app,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import ServiceError
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import archive
 
 NOW = 1700000000.0
-
-
-def archive(tmp_path, version):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = version.encode() + b"\n"
-        info = tarfile.TarInfo("VERSION")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    path = tmp_path / ("%s.tar.gz" % version)
-    path.write_bytes(buf.getvalue())
-    return str(path)
 
 
 def ticker():
