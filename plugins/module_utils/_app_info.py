@@ -12,12 +12,12 @@ import os
 import stat
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
     _sha256,
     describe_releases,
     is_url,
     parse_checksum,
-    redact_url,
     validate_version,
 )
 

@@ -18,7 +18,7 @@ import re
 import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError, WaitTimeout
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import redact_url
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
 
 BODY_SNIPPET = 300

@@ -47,6 +47,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive impo
     sniff_format,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url  # noqa: F401 (re-exported)
 
 STATE_FILE = ".rollout-state.json"
 LOCK_FILE = ".rollout.lock"
@@ -218,19 +219,6 @@ def resolve_gid(group):
 
 def is_url(src):
     return isinstance(src, str) and src.lower().startswith(("http://", "https://"))
-
-
-def redact_url(url):
-    """Drop user info and query string from a URL before it goes into a message."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    path, qmark, _query = path.partition("?")
-    path = path.partition("#")[0]
-    return "%s://%s%s%s%s" % (scheme, netloc, slash, path, "?***" if qmark else "")
 
 
 def _url_path(url):
