@@ -235,11 +235,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import download  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import STATES, manage_release  # noqa: E402
-
-DOWNLOAD_TIMEOUT = 60
-CHUNK = 1024 * 1024
 
 
 def argument_spec():
@@ -257,22 +255,6 @@ def argument_spec():
         "group": {"type": "str"},
         "mode": {"type": "raw"},
     }
-
-
-def download(url, fileobj):
-    """Write the body of ``url`` into ``fileobj`` with Ansible's URL code (TLS certificates are validated)."""
-    # Imported here: most runs (local src, activation of an unpacked release, rollback) never download.
-    from ansible.module_utils.urls import open_url
-
-    response = open_url(url, timeout=DOWNLOAD_TIMEOUT, validate_certs=True, http_agent="zerodowntime.rollout")
-    try:
-        while True:
-            chunk = response.read(CHUNK)
-            if not chunk:
-                break
-            fileobj.write(chunk)
-    finally:
-        response.close()
 
 
 def main():
