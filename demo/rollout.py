@@ -51,6 +51,9 @@ def write_inventory(fleet, path, group_vars=None, python=None):
         # The LB host's resume records (default /var/lib/zerodowntime-rollout): inside the fleet, so that
         # fleets never share them and a non-root demo works.
         "rolling_update_state_dir": os.path.join(fleet.dir, "lb-state"),
+        # The rollout lock: one per fleet too, so that rollouts of different fleets (tests run side by side)
+        # never wait on each other. An extra var rollout_lock_path still wins.
+        "rollout_lock_path": os.path.join(fleet.dir, "rollout.lock"),
     }
     gvars.update(group_vars or {})
     inv = {

@@ -7,9 +7,9 @@ short_description: Roll, skip or refuse one host, from what preflight read
 version_added: 0.2.0
 author: zerodowntime.rollout contributors (@zerodowntime)
 description:
-  - The C(zerodowntime.rollout.rolling_update) role's preflight decision for one host, made once, in Python, from
-    the result of M(zerodowntime.rollout.app_info) on the host and the results of M(zerodowntime.rollout.rotation)
-    O(state=read) on every HAProxy host.
+  - The C(zerodowntime.rollout.rolling_update) role's decision for one host, made once, in Python, from the result
+    of M(zerodowntime.rollout.app_prepare) (or M(zerodowntime.rollout.app_info)) on the host and the results of
+    M(zerodowntime.rollout.rotation) O(state=read) on every HAProxy host.
   - V(refuse) when a load balancer did not answer or does not know the server, when the release was rolled back on
     the host (unless retried on purpose), or when someone other than a rollout took the server out of rotation and
     O(options.admin_down) is V(fail).
@@ -17,7 +17,9 @@ description:
     was taken out by someone else and O(options.admin_down) is V(skip)). Otherwise V(roll).
 options:
   _input:
-    description: The registered result of M(zerodowntime.rollout.app_info).
+    description:
+      - The registered result of M(zerodowntime.rollout.app_prepare) or M(zerodowntime.rollout.app_info).
+      - V(null) to decide from the load balancers alone (before the app host is read); only V(refuse) then matters.
     type: dict
     required: true
   lbs:
@@ -65,6 +67,15 @@ def _lb_rows(lbs):
     return rows, unreachable
 
 
+def _foreign_msg(host, foreign):
+    return (
+        "%s is out of rotation (%s) on %s, and not by this collection. Someone may have taken it out on purpose. Put "
+        "it back yourself, leave it out of this rollout (rollout_hosts), or set rolling_update_admin_down to 'skip' "
+        "or 'roll'. Nothing was changed."
+        % (host, ", ".join(sorted({r["admin_state"] for r in foreign})), ", ".join(r["where"] for r in foreign))
+    )
+
+
 def host_decision(app, lbs, options):
     host = options.get("host", "this host")
     version = options.get("version")
@@ -100,6 +111,12 @@ def host_decision(app, lbs, options):
         out["in_rotation"] = bool(options.get("aws_in_rotation"))
     else:
         out["in_rotation"] = True
+    mode = options.get("admin_down", "fail")
+    if app is None:
+        # Load balancers only (before the app host is read): refuse what the LBs alone refuse.
+        if foreign and mode == "fail":
+            out.update(action="refuse", msg=_foreign_msg(host, foreign))
+        return out
     rolled_back = version in (app.get("rolled_back") or [])
     if rolled_back and not options.get("retry_rolled_back"):
         msg = (
@@ -115,19 +132,8 @@ def host_decision(app, lbs, options):
             )
         out.update(action="refuse", msg=msg)
         return out
-    mode = options.get("admin_down", "fail")
     if foreign and mode == "fail":
-        out.update(
-            action="refuse",
-            msg="%s is out of rotation (%s) on %s, and not by this collection. Someone may have taken it out on "
-            "purpose. Put it back yourself, leave it out of this rollout (rollout_hosts), or set "
-            "rolling_update_admin_down to 'skip' or 'roll'. Nothing was changed."
-            % (
-                host,
-                ", ".join(sorted({r["admin_state"] for r in foreign})),
-                ", ".join(r["where"] for r in foreign),
-            ),
-        )
+        out.update(action="refuse", msg=_foreign_msg(host, foreign))
         return out
     if foreign and mode == "skip":
         out.update(

@@ -225,7 +225,8 @@ def test_a_second_rollout_is_refused_while_another_holds_the_lock(fleet3, tmp_pa
 
 
 def test_checksum_mismatch_fails_before_anything_is_drained(fleet3, tmp_path):
-    """R3: the artifact on the host does not match its checksum: refused in preflight."""
+    """R3: the artifact on the host does not match its checksum: refused while preparing, before any host is drained
+    (the lock, taken just before, is released)."""
     hosts = fleet3.data["hosts"]
     pids = {h["name"]: fleet3.host_pid(h["name"]) for h in hosts}
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
@@ -242,13 +243,15 @@ def test_checksum_mismatch_fails_before_anything_is_drained(fleet3, tmp_path):
         },
     )
     assert proc.returncode != 0
-    assert "has sha256 %s, expected sha256:%s" % (sha, wrong) in proc.stdout, proc.stdout[-3000:]
-    assert "Nothing was drained or changed" in proc.stdout
+    assert "checksum mismatch for %s: expected sha256:%s, got sha256:%s" % (artifact, wrong, sha) in proc.stdout, (
+        proc.stdout[-3000:]
+    )
+    assert "No host was drained, stopped or switched" in proc.stdout and "the lock is released" in proc.stdout
     assert admin_states(fleet3.admin("show servers state app")) == admin_states(before)
     for h in hosts:
         assert fleet3.host_pid(h["name"]) == pids[h["name"]] and version_of(h) == "v1"
         assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
-    assert not (tmp_path / "rollout.lock").exists()  # refused before the lock was taken
+    assert not (tmp_path / "rollout.lock").exists()  # released
 
 
 # Injected before the app's entry point: /health answers 503 from 8 s after start, while every

@@ -1,0 +1,51 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to the zerodowntime.rollout collection; not a public API, may change without notice.
+"""Prepare an app host for its rollout in one call, while it still serves.
+
+Reads what :func:`read_app` reads (the releases, the rolled-back releases, one readiness probe when the host
+already runs the target), then unpacks the target release unless there is no point:
+
+- the host already runs it (nothing to unpack; the caller decides whether it is ready);
+- it was rolled back on this host and is not retried on purpose (the caller refuses the host, so nothing is
+  written here either).
+
+The unpack is :func:`manage_release` with ``state=present``: the archive is verified against its checksum and
+checked member by member before anything is written, the free-space rule is applied, and nothing changes in
+``current``. A failure raises the release's own error, whose message says that nothing was unpacked.
+"""
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info import read_app
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+
+
+def prepare_app(path, version, release_args, quick_probe=None, retry_rolled_back=False, check_mode=False):
+    """Read the host, then unpack ``version`` when it will be rolled. Returns the module result.
+
+    ``release_args`` are :func:`manage_release`'s keyword arguments for the unpack (``src``, ``checksum``,
+    ``allow_unverified``, ``keep``, ``min_free_space``, ``shared_paths``, ``owner``, ``group``, ``fetch``).
+    The result is :func:`read_app`'s, plus ``prepared`` (the release is unpacked and complete, or would be in
+    check mode), ``unpack`` (why it was or was not unpacked) and ``pruned``.
+    """
+    result = read_app(path, version, quick_probe=quick_probe)
+    if result["on_target"]:
+        why = "runs %s already: nothing to unpack" % version
+    elif version in result["rolled_back"] and not retry_rolled_back:
+        why = "%s was rolled back here: not unpacked (retry_rolled_back is false)" % version
+    else:
+        why = None
+    if why is not None:
+        result.update(prepared=result["unpacked"], unpack=why, pruned=[])
+        result["msg"] = "%s; %s." % (result["msg"].rstrip("."), why)
+        return result
+    unpacked = manage_release(path, state="present", version=version, check_mode=check_mode, **release_args)
+    result.update(
+        changed=unpacked["changed"],
+        prepared=True,
+        unpacked=not check_mode or result["unpacked"],
+        unpack=unpacked["msg"],
+        pruned=unpacked["pruned"],
+        releases_after=unpacked["releases"],
+    )
+    result["msg"] = "%s runs %s; %s: %s." % (path, result["current"] or "no release", version, unpacked["msg"])
+    return result
