@@ -8,9 +8,12 @@ writes it before its first command goes out and keeps a record an interrupted ru
 the member was); putting the member back removes it. The next run reads it to tell "drained by us"
 from "taken out by someone else".
 
-The directory is created with mode 0700 and must belong to the current user and not be a symlink;
-files are written through ``mkstemp`` in that directory and renamed into place, and are read with
-``O_NOFOLLOW`` and a size cap, so another local user can neither redirect nor plant a record.
+The directory is created with mode 0700 and must belong to the current user and not be a symlink. The
+folders above it are walked from ``/`` without following a link another user could have planted, must
+belong to root or the current user and not be writable by others (unless sticky), and are created 0700
+when missing (``_fs.open_dir``). Files are written through ``mkstemp`` in that directory and renamed into
+place, and are read with ``O_NOFOLLOW`` and a size cap, so another local user can neither redirect nor
+plant a record.
 """
 
 import errno
@@ -21,6 +24,7 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils import _fs
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 
 SCHEMA = 1
@@ -51,17 +55,9 @@ class RecordStore:
         self.dir = os.path.join(self.state_dir, "rotation")
         self.now = now or time.time
 
-    def _check_dir(self, path):
-        """``path`` is a real directory of ours, not writable by others; raises otherwise."""
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            return False
-        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-            raise RecordError(
-                "%s is not a directory (a symlink or a file is refused): remove it, or point state_dir elsewhere."
-                % path
-            )
+    def _check_own(self, fd, path):
+        """The directory open at ``fd`` is ours and not writable by others; raises otherwise."""
+        info = os.fstat(fd)
         if info.st_uid != os.geteuid():
             raise RecordError(
                 "%s belongs to uid %d, not to the user running the rollout (uid %d): refused. Run with become, "
@@ -74,31 +70,47 @@ class RecordStore:
             )
         if info.st_mode & 0o022:
             raise RecordError("%s is writable by other users (mode %o): refused." % (path, stat.S_IMODE(info.st_mode)))
+
+    def _dirs(self, create):
+        """Check ``state_dir`` and ``rotation`` (and, with ``create``, make what is missing, 0700); True when both
+        exist. Every folder above them is walked without trusting it (see ``_fs.open_dir``): a symlink there is
+        followed only when root or the running user made it, and a folder of another user, or one others may
+        write to without a sticky bit, is refused. ``state_dir`` and ``rotation`` are never followed."""
+        try:
+            fd = _fs.open_dir(self.state_dir, create=create, mode=0o700)
+        except FileNotFoundError:
+            return False
+        except _fs.FsError as exc:
+            raise self._fs_error(exc) from None
+        try:
+            self._check_own(fd, self.state_dir)
+            try:
+                sub = _fs.open_subdir(fd, "rotation", self.dir, create=create, mode=0o700)
+            except FileNotFoundError:
+                return False
+            except _fs.FsError as exc:
+                raise self._fs_error(exc) from None
+            try:
+                self._check_own(sub, self.dir)
+            finally:
+                os.close(sub)
+        finally:
+            os.close(fd)
         return True
 
+    def _fs_error(self, exc):
+        if exc.reason == "permission":
+            return RecordError(
+                "%s The rollout keeps its resume records in %s. Run the load balancer tasks with become, or set "
+                "state_dir (rolling_update_state_dir) to a directory this user owns." % (exc.msg, self.state_dir)
+            )
+        return RecordError(
+            "%s Remove it, or point state_dir (rolling_update_state_dir) at a directory that only root or the user "
+            "running the rollout can write." % exc.msg
+        )
+
     def _ensure_dirs(self):
-        for path in (self.state_dir, self.dir):
-            if self._check_dir(path):
-                continue
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                # Made by someone else in the meantime: only accepted if it passes the same checks.
-                self._check_dir(path)
-                continue
-            except PermissionError:
-                raise RecordError(
-                    "Cannot create %s (permission denied): the rollout keeps its resume records there. Run the "
-                    "load balancer tasks with become, or set state_dir (rolling_update_state_dir) to a directory "
-                    "this user owns." % path
-                ) from None
-            # Ours now; fix the mode whatever the umask, through a descriptor that cannot follow a link.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW)
-            try:
-                os.fchmod(fd, 0o700)
-            finally:
-                os.close(fd)
-            self._check_dir(path)
+        self._dirs(create=True)
 
     def path(self, key):
         if os.sep in key or key.startswith("."):
@@ -107,7 +119,7 @@ class RecordStore:
 
     def read(self, key):
         """The record, or None when there is none. A record that cannot be parsed is reported, not trusted."""
-        if not self._check_dir(self.state_dir) or not self._check_dir(self.dir):
+        if not self._dirs(create=False):
             return None
         path = self.path(key)
         try:
@@ -156,7 +168,7 @@ class RecordStore:
 
     def remove(self, key):
         """Remove the record; True when there was one."""
-        if not self._check_dir(self.state_dir) or not self._check_dir(self.dir):
+        if not self._dirs(create=False):
             return False
         try:
             os.unlink(self.path(key))

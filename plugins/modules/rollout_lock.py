@@ -15,9 +15,38 @@ description:
     refused, unless that run is known to be still alive (see O(run)); then the task fails and names it.
     A lock older than its TTL is taken over. Otherwise the task fails and names the holder.
   - O(force=true) takes or releases the lock whoever holds it (break glass).
+  - Whenever the lock changes hands (free, expired, same owner or forced) exactly one of several tasks that try at
+    the same moment wins. The lock is read, checked and replaced while holding C(flock) on a guard file next to it,
+    C(<path>.guard) (mode 0600, created once and never replaced; leave it in place). The lock is replaced only if it
+    is still the one the task read when it started, and a lock taken at or after the moment the task started is
+    never taken over, not even with O(force); that task lost the race.
 options:
   path:
-    description: Absolute path of the lock file. Its folder must exist.
+    description:
+      - Absolute path of the lock file.
+      - B(Where it should live.) The lock only keeps rollouts apart when every operator, CI job and AWX job takes it
+        at the same path on the same host, and it is only safe where no other local user can write. Use a dedicated
+        directory that root owns, such as C(/var/lib/zerodowntime-rollout/locks/) (the default of the
+        C(zerodowntime.rollout.rolling_update) playbook, next to the resume records of C(rolling_update_state_dir)),
+        and run this task with C(become).
+      - Missing directories of O(path) are created with mode 0700, owned by the user the module runs as (root under
+        C(become)), whatever the umask; check mode creates nothing. Without the rights to them the task fails and
+        names C(rollout_lock_path) and C(become).
+      - Every directory from C(/) down to the lock must belong to root or to that user, and must not be writable by
+        group or others unless it has the sticky bit. A symlink on the way is followed only when root or that user
+        owns it (such as C(/var/run) to C(/run)); the directory that holds the lock is never a symlink. Anything else
+        is refused, even with O(force).
+      - A lock in a shared sticky directory such as C(/var/tmp) (the default of earlier versions) still works and is
+        safe (nothing there is followed; temporary files are made like C(mkstemp) in that directory), but every
+        operator must then run the task as the same user, and another local user can block it until O(force) is used.
+      - The lock file is written with mode 0600, whatever the umask, through a temporary file in the same directory
+        that is renamed into place.
+      - A lock file that is a symlink, not a regular file, another user's or hard-linked elsewhere is refused without
+        being followed or read. So is a lock whose content is not sane (not JSON, larger than 64 KiB, C(started) not
+        a finite time between 1970 and five minutes ahead of the host's clock, C(ttl) not between 0 and 7 days,
+        a C(controller_pid) that is not a process id). O(force=true) replaces or removes such a file without
+        following it (a directory planted there is moved aside, never entered), and so does it for a guard file
+        that is a symlink or another user's.
     type: path
     required: true
   state:
@@ -33,11 +62,15 @@ options:
     description: Identifies this run. With O(state=absent) only the lock of this run is released.
     type: str
   ttl:
-    description: Seconds after which another owner may take the lock over.
+    description: Seconds after which another owner may take the lock over. At most 604800 (7 days).
     type: int
     default: 3600
   force:
-    description: Take or release the lock even when another owner holds it and its TTL has not passed.
+    description:
+      - Take or release the lock even when another owner holds it and its TTL has not passed.
+      - Also recovers from a corrupt or hostile lock file or guard file (see O(path)).
+      - Does not take over a lock that another task took after this one started, and does not make an untrusted
+        directory acceptable.
     type: bool
     default: false
   run:
@@ -57,6 +90,9 @@ options:
       - Only used with O(state=present).
     type: dict
     version_added: 0.2.0
+notes:
+  - The guard file C(<path>.guard) stays after the lock is released; it is empty and must not be removed while a
+    rollout may be taking the lock.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -71,21 +107,23 @@ attributes:
 EXAMPLES = r"""
 - name: Take the rollout lock on the first load balancer
   zerodowntime.rollout.rollout_lock:
-    path: /var/lib/rollout/app.lock
+    path: /var/lib/zerodowntime-rollout/locks/app.lock
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
     run_id: "{{ rollout_run_id }}"
     run: "{{ query('zerodowntime.rollout.controller_run') | first }}"
     ttl: 7200
   delegate_to: lb1
+  become: true
   run_once: true
 
 - name: Release it
   zerodowntime.rollout.rollout_lock:
-    path: /var/lib/rollout/app.lock
+    path: /var/lib/zerodowntime-rollout/locks/app.lock
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
     run_id: "{{ rollout_run_id }}"
     state: absent
   delegate_to: lb1
+  become: true
   run_once: true
 """
 
@@ -97,14 +135,17 @@ lock:
   returned: state=present
   type: dict
 previous:
-  description: The lock that was replaced or released, if any.
+  description:
+    - The lock that was replaced or released, if any.
+    - For a lock file that was refused (corrupt, a symlink, another user's), only what was wrong with it, in
+      C(owner), and C(bad=true); never its content.
   returned: when there was one
   type: dict
 taken_over:
   description:
     - Why a held lock was taken over.
     - V(same owner, its run is gone) when O(run) shows that the same owner's run holding it has ended,
-      V(same owner) when that cannot be told, V(expired) or V(forced).
+      V(same owner) when that cannot be told, V(expired) or V(forced) (also for a corrupt or hostile lock file).
   returned: when a held lock was taken over
   type: str
 msg:

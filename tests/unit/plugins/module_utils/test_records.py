@@ -4,7 +4,10 @@
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 
 import pytest
 
@@ -234,3 +237,86 @@ def test_state_dir_must_be_absolute(state_dir):
 def test_unsafe_keys_are_refused(store, key):
     with pytest.raises(ValidationError):
         store.path(key)
+
+
+# --- the folders above state_dir -----------------------------------------------------------------------
+
+needs_setpriv = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="plays another local user with setpriv, as root"
+)
+
+
+def as_nobody(*argv):
+    """Run ``argv`` as the unprivileged user ``nobody`` (another local user, the attacker)."""
+    subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
+        check=True,
+        timeout=30,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def shared():
+    """A sticky world-writable directory like /var/tmp, that nobody can reach: <0711 dir>/shared (01777)."""
+    top = tempfile.mkdtemp(prefix="zdr-records-test-", dir="/tmp")
+    try:
+        os.chmod(top, 0o711)
+        path = os.path.join(top, "shared")
+        os.mkdir(path)
+        os.chmod(path, 0o1777)
+        yield path
+    finally:
+        shutil.rmtree(top)
+
+
+def test_missing_parents_are_created_private_whatever_the_umask(tmp_path, umask):
+    store = RecordStore(str(tmp_path / "a" / "b" / "state"))
+    store.write(KEY, {"a": 1})
+    for folder in ("a", "a/b", "a/b/state", "a/b/state/rotation"):
+        info = os.lstat(str(tmp_path / folder))
+        assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
+    assert store.read(KEY)["a"] == 1
+
+
+def test_a_parent_symlink_of_the_running_user_is_followed(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    os.symlink(str(real), str(tmp_path / "alias"))  # like /var/run -> /run: made by root, followed
+    store = RecordStore(str(tmp_path / "alias" / "state"))
+    store.write(KEY, {"a": 1})
+    assert os.listdir(str(real / "state" / "rotation")) == [KEY]
+
+
+@needs_setpriv
+def test_a_parent_symlink_planted_by_another_user_is_not_followed(shared, tmp_path):
+    target = tmp_path / "target"
+    target.mkdir(mode=0o700)
+    as_nobody("ln", "-s", str(target), os.path.join(shared, "evil"))
+    store = RecordStore(os.path.join(shared, "evil", "state"))
+    with pytest.raises(RecordError, match="symlink that belongs to uid %d" % OTHER_UID) as e:
+        store.write(KEY, {})
+    assert "state_dir" in e.value.msg
+    with pytest.raises(RecordError, match="symlink"):
+        store.read(KEY)
+    assert os.listdir(str(target)) == []
+
+
+@needs_setpriv
+@pytest.mark.parametrize("depth", [0, 1])
+def test_a_parent_of_another_user_is_refused(shared, depth):
+    evil = os.path.join(shared, "evil")
+    as_nobody("mkdir", evil)
+    state_dir = os.path.join(evil, *(["deeper"] * depth), "state")
+    with pytest.raises(RecordError, match="belongs to uid %d" % OTHER_UID):
+        RecordStore(state_dir).write(KEY, {})
+    assert os.listdir(evil) == []
+
+
+@needs_setpriv
+def test_state_dir_in_a_sticky_shared_directory_is_created_private(shared, umask):
+    store = RecordStore(os.path.join(shared, "zdr", "state"))
+    store.write(KEY, {"a": 1})
+    for path in (os.path.join(shared, "zdr"), store.state_dir, store.dir):
+        assert mode(path) == 0o700 and os.lstat(path).st_uid == os.geteuid()
+    assert store.read(KEY)["a"] == 1
