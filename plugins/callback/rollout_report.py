@@ -74,6 +74,14 @@ notes:
   - No task arguments and no task results are recorded, only the C(msg) of a failed task and the names and
     durations of the C(steps) a result carries; when a result is C(no_log), the message is C(output hidden) and
     its steps are not seen.
+  - Every message and every other string the report shows, in the files and in the summary, is redacted first
+    the way the collection's modules redact theirs; URLs lose their user info and query string
+    (V(https://***@host/path?***)), and the values of secret-looking C(key=value) pairs (C(password=),
+    C(token=), C(api_key=), C(X-Amz-Signature=)...), of such keys in JSON text and of C(Authorization) headers
+    read C(***).
+  - The files are written with mode C(0644), whatever the umask, through a new temporary file in O(output_dir)
+    (created exclusively, so a file or symbolic link planted there is never opened or followed) that is then
+    renamed over the report. Keep O(output_dir) writable only by the user that runs C(ansible-playbook).
   - Callback options are read from the environment and C(ansible.cfg) only; ansible-core does not give
     callbacks playbook variables.
   - "Batches: ansible-core starts a play again for every serial batch; the batch of a host is the number of the

@@ -46,7 +46,7 @@ Decisions (also documented in the canary_analysis module):
 import json
 import math
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     NotFoundError,
@@ -58,6 +58,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runt
     validate_name,
     validate_sockets,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_data, redact_text, redact_url
 
 VERDICTS = ("pass", "fail", "inconclusive")
 ON_INCONCLUSIVE_CHOICES = ("extend", "fail", "pass")
@@ -433,20 +434,27 @@ def _query_url(base, query):
 def _instant_value(fetch, base, query):
     """Sum of the samples of an instant query; an empty result is 0, NaN samples are skipped."""
     url = _query_url(base, query)
+    # What reaches a message: the URL without user info or query, and the peer's words redacted too (an
+    # exception or an error page may quote the URL it was given, credentials and all).
+    shown = redact_url(base)
     try:
         status, body = fetch(url)
-    except RolloutError:
+    except RolloutError as exc:
+        exc.msg = redact_text(exc.msg)
+        exc.details = redact_data(exc.details)
         raise
     except Exception as exc:
-        raise RolloutError("Prometheus query %r at %s failed: %s." % (query, base, exc)) from exc
+        raise RolloutError("Prometheus query %r at %s failed: %s." % (query, shown, redact_text(str(exc)))) from None
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     try:
         doc = json.loads(text)
     except ValueError:
         doc = None
     if status != 200 or not isinstance(doc, dict) or doc.get("status") != "success":
-        error = doc.get("error") if isinstance(doc, dict) else text.strip()[:200]
-        raise RolloutError("Prometheus at %s answered %s to query %r: %s" % (base, status, query, error))
+        error = doc.get("error") if isinstance(doc, dict) else text.strip()
+        raise RolloutError(
+            "Prometheus at %s answered %s to query %r: %s" % (shown, status, query, redact_text(str(error))[:200])
+        )
     data = doc.get("data") or {}
     kind = data.get("resultType")
     result = data.get("result")
@@ -460,8 +468,8 @@ def _instant_value(fetch, base, query):
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise RolloutError(
             "Unexpected Prometheus answer to query %r (%s): use a query that returns an instant vector or a scalar."
-            % (query, exc)
-        ) from exc
+            % (query, redact_text(str(exc))[:200])
+        ) from None
     return sum(value for value in samples if not math.isnan(value))
 
 
@@ -538,8 +546,21 @@ def _validate(backend, canary, window, max_window, interval, on_inconclusive, th
     if queries:
         if not prometheus_url:
             raise ValidationError("prometheus_queries needs prometheus_url.")
-        if not prometheus_url.startswith(("http://", "https://")):
-            raise ValidationError("prometheus_url must start with http:// or https://, got %r." % (prometheus_url,))
+        if not isinstance(prometheus_url, str) or not prometheus_url.startswith(("http://", "https://")):
+            raise ValidationError(
+                "prometheus_url must start with http:// or https://, got %r." % (redact_text(prometheus_url),)
+            )
+        try:
+            parts = urlsplit(prometheus_url)
+            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            valid = False
+        if not valid:
+            # Typically a password with a raw '/', '?' or '#': the URL code would cut it and show a piece.
+            raise ValidationError(
+                "prometheus_url %s is not a valid URL (host and port): percent-encode any '/', '?', '#', '@' "
+                "or ':' in its user name or password (e.g. %%2F for '/')." % (redact_url(prometheus_url),)
+            )
         for name, template in queries.items():
             if not isinstance(template, str) or "{server}" not in template:
                 raise ValidationError(

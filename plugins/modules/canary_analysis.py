@@ -160,6 +160,11 @@ options:
   prometheus_url:
     description:
       - Base URL of a Prometheus server (its C(/api/v1/query) endpoint is used). Needed with O(prometheus_queries).
+      - "User info (V(https://user:password@prometheus:9090)) is sent as HTTP basic authentication, to that host
+        only. Percent-encode any C(/), C(?), C(#), C(@) or C(:) in the user name or password; a URL whose host and
+        port cannot be read is refused before any query."
+      - Messages and results never show the user info or the query string of this URL (they read C(***)), nor
+        secret-looking values quoted in Prometheus' answers.
     type: str
   prometheus_queries:
     description:
@@ -445,6 +450,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runt
     DEFAULT_SOCKET,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import request  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import (  # noqa: E402
+    redact_params,
+    redact_text,
+)
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -507,6 +516,9 @@ def main():
         mutually_exclusive=[["counters", "interval"], ["counters", "max_window"]],
     )
     params = module.params
+    prometheus_url = params["prometheus_url"]
+    # The invocation Ansible may add to the result shows params as they are at exit: no credentials there.
+    redact_params(params, ["prometheus_url"])
     try:
         counters = params["counters"]
         result = analyse_canary(
@@ -525,13 +537,13 @@ def main():
             min_requests=params["min_requests"],
             on_inconclusive=params["on_inconclusive"],
             fail_on_verdict=params["fail_on_verdict"],
-            prometheus_url=params["prometheus_url"],
+            prometheus_url=prometheus_url,
             prometheus_queries=params["prometheus_queries"],
             prometheus_max_ratio=params["prometheus_max_ratio"],
             fetch=make_fetch(params),
         )
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
     module.exit_json(**result)
 
 

@@ -5,14 +5,22 @@
 """The rollout report's model: the steps the modules return (laid out on the controller's clock) or,
 for tasks without them, the step of the role file; per-host step timelines and out-of-rotation
 intervals; the JSON, HTML and text renderings. Plain Python, no Ansible import: the callback plugin
-``zerodowntime.rollout.rollout_report`` feeds it events and timestamps, unit tests feed it synthetic ones."""
+``zerodowntime.rollout.rollout_report`` feeds it events and timestamps, unit tests feed it synthetic ones.
 
+Every string the report shows goes through the collection's redaction (``_redact.redact_text``) twice: when
+a message is recorded and again when the report is rendered, so that no URL credentials, query strings or
+secret-looking ``key=value`` values reach the files or the summary, whatever a task printed."""
+
+import contextlib
 import html
 import json
 import math
 import os
 import re
+import tempfile
 import time
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_data, redact_text
 
 SCHEMA_VERSION = 1
 
@@ -216,14 +224,15 @@ def _round(t):
 
 
 def _text(msg):
+    """A task's message as one redacted string."""
     if msg is None:
         return None
-    if isinstance(msg, str):
-        return msg
-    try:
-        return json.dumps(msg, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        return str(msg)
+    if not isinstance(msg, str):
+        try:
+            msg = json.dumps(msg, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            msg = str(msg)
+    return redact_text(msg)
 
 
 class Segment:
@@ -581,7 +590,7 @@ class RolloutModel:
 
 
 def to_json(report):
-    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+    return json.dumps(redact_data(report), indent=2, sort_keys=False) + "\n"
 
 
 def _secs(v):
@@ -590,6 +599,7 @@ def _secs(v):
 
 def summary_lines(report):
     """A fixed-width table: host, batch, result, out of rotation, then seconds per step."""
+    report = redact_data(report)
     steps = [s for s in STEPS if s in report["totals"]["step_seconds"]]
     header = ["host", "batch", "result", "out-of-rot"] + steps
     rows = []
@@ -667,6 +677,7 @@ def render_html(report):
     from the run (host names, messages, the playbook) goes through html.escape. For machines, the host
     labels, out-of-rotation bands and table rows carry ``data-host``, and every step bar ``data-host``,
     ``data-step`` and ``data-result``."""
+    report = redact_data(report)
     hosts = list(report["hosts"].values())
     t0 = report["start"]
     t1 = max([report["end"]] + [h["end"] for h in hosts if h["end"] is not None])
@@ -828,9 +839,26 @@ def render_html(report):
     )
 
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+REPORT_MODE = 0o644
+
+
+def write_atomic(path, text, mode=REPORT_MODE):
+    """Write ``text`` to ``path`` whole or not at all, with ``mode`` whatever the umask.
+
+    The temporary file is a new one made by ``mkstemp`` next to ``path`` (``O_EXCL``, so nothing planted in
+    the directory, a symlink least of all, is opened or followed), then renamed over ``path``; a symlink at
+    ``path`` is replaced, not followed. On any failure the temporary file is removed."""
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=directory or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path

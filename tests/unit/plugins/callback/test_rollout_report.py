@@ -1,8 +1,13 @@
 """The rollout report: step mapping, the timeline model fed with synthetic events, JSON and HTML."""
 
+import contextlib
 import copy
 import json
 import os
+import shutil
+import stat
+import subprocess
+import tempfile
 from html.parser import HTMLParser
 
 import jsonschema
@@ -26,6 +31,7 @@ from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_repo
     step_for_task,
     summary_lines,
     to_json,
+    write_atomic,
 )
 
 ROLE = "/c/ansible_collections/zerodowntime/rollout/roles/rolling_update/tasks/"
@@ -1043,3 +1049,161 @@ def test_callback_options_off(tmp_path, monkeypatch):
     cb.v2_runner_on_ok(FakeResult(FakeHost("a"), task, {"changed": False}))
     cb.v2_playbook_on_stats(None)
     assert not (tmp_path / "none").exists() and display.lines == []
+
+
+# --------------------------------------------------------------------------- hostile input: secrets, planted files
+
+SECRETS = ("deployer", "s3cr3tpw", "t0k3nval", "hunter2", "AKIAXYZ", "b3ar3rtokenvalue")
+
+
+def assert_no_secret(text):
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, (leaked, text)
+
+
+def run_callback(cb, failures):
+    """One play; each host (``{host: failure message}``) drains, then fails a task with its message."""
+    clock = iter(float(t) for t in range(100, 200))
+    cb.clock = lambda: next(clock)
+    cb.v2_playbook_on_play_start(FakePlay("rollout", "p1", [1]))
+    for index, (name, msg) in enumerate(failures.items()):
+        host = FakeHost(name)
+        task = FakeTask("d%d" % index, ROLE + "drain.yml:4")
+        cb.v2_runner_on_start(host, task)
+        cb.v2_runner_on_ok(FakeResult(host, task, {"changed": True, "steps": [{"name": "drain", "seconds": 0.5}]}))
+        task = FakeTask("r%d" % index, ROLE + "replace.yml:8")
+        cb.v2_runner_on_start(host, task)
+        cb.v2_runner_on_failed(FakeResult(host, task, {"msg": msg, "changed": False}))
+    cb.v2_playbook_on_stats(None)
+
+
+def test_no_secret_of_a_failure_message_reaches_the_report(tmp_path, monkeypatch):
+    display = FakeDisplay()
+    cb = cb_mod.CallbackModule(display=display)
+    opts = {"output_dir": str(tmp_path / "out"), "html": True, "json": True, "summary": True}
+    monkeypatch.setattr(cb, "get_option", opts.__getitem__)
+    failures = {
+        "web1": "GET http://deployer:s3cr3tpw@host/x?token=t0k3nval failed: connection refused",
+        "web2": {"password": "hunter2", "url": "https://deployer:s3cr3tpw@artifacts/app.tgz"},
+        "web3": "aws s3 cp failed: X-Amz-Credential=AKIAXYZ&X-Amz-Signature=deadbeef password=hunter2",
+        "web4": "probe sent Authorization: Bearer b3ar3rtokenvalue and got 401",
+    }
+    run_callback(cb, failures)
+    json_text = (tmp_path / "out" / "rollout-report.json").read_text()
+    html_text = (tmp_path / "out" / "rollout-report.html").read_text()
+    for text in (json_text, html_text, "\n".join(display.lines)):
+        assert_no_secret(text)
+    report = json.loads(json_text)
+    assert_valid(report)
+    # Every message is there, and still says what failed and where.
+    assert [report["hosts"][name]["failed"] for name in failures] == [True] * 4
+    messages = {name: report["hosts"][name]["message"] for name in failures}
+    assert messages["web1"] == "GET http://***@host/x?*** failed: connection refused"
+    assert messages["web2"] == '{"password": "***", "url": "https://***@artifacts/app.tgz"}'
+    assert messages["web3"] == "aws s3 cp failed: X-Amz-Credential=***&X-Amz-Signature=*** password=***"
+    assert messages["web4"] == "probe sent Authorization: Bearer *** and got 401"
+    assert all(report["hosts"][name]["steps"][-1]["message"] == messages[name] for name in failures)
+    assert "http://***@host/x?***" in html_text
+
+
+def test_the_renderings_redact_what_the_model_holds():
+    """The last line of defence: whatever the report dict holds, to_json, render_html and the summary redact it."""
+    model = RolloutModel()
+    model.play_start("p", "rollout", True, 0.0)
+    model.task_start("web1", "t1", 0.0)
+    model.task_result("web1", "t1", ROLE + "replace.yml:8", [], "failed", 1.0, msg="plain failure")
+    model.finish(2.0)
+    report = model.as_dict()
+    leak = "curl https://deployer:s3cr3tpw@prom:9090/api?token=t0k3nval; api_key=hunter2"
+    report["playbook"] = leak
+    report["hosts"]["web1"]["message"] = leak
+    report["hosts"]["web1"]["steps"][-1]["message"] = leak
+    for text in (to_json(report), render_html(report), "\n".join(summary_lines(report))):
+        assert_no_secret(text)
+        assert "https://***@prom:9090/api?***" in text
+    assert report["hosts"]["web1"]["message"] == leak  # the caller's dict is left as it was
+
+
+@contextlib.contextmanager
+def umask(value):
+    old = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def as_nobody(*argv):
+    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv], check=True)
+
+
+@pytest.mark.parametrize("planter", ["root", "nobody"])
+def test_report_writer_does_not_follow_a_planted_temporary_file(monkeypatch, planter):
+    """Symlinks at the old temporary names (rollout-report.json.tmp, .html.tmp) point at root's files: the
+    writer neither follows them nor touches them, and writes the reports 0644 under umask 000."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to play another local user")
+    base = tempfile.mkdtemp(prefix="zdt-report-")  # in /tmp, which nobody can traverse (unlike tmp_path)
+    try:
+        os.chmod(base, 0o755)
+        out = os.path.join(base, "out")
+        os.mkdir(out, 0o755)
+        if planter == "nobody":
+            os.chown(out, 65534, 65534)  # a report directory that another user controls
+        targets = {}
+        for kind in ("json", "html"):
+            target = os.path.join(base, "root-owned-%s" % kind)
+            with open(target, "w") as f:
+                f.write("root's own %s data\n" % kind)
+            os.chmod(target, 0o600)
+            targets[kind] = target
+            link = os.path.join(out, "rollout-report.%s.tmp" % kind)
+            if planter == "nobody":
+                as_nobody("ln", "-s", target, link)
+            else:
+                os.symlink(target, link)
+            assert os.lstat(link).st_uid == (65534 if planter == "nobody" else 0)
+
+        display = FakeDisplay()
+        cb = cb_mod.CallbackModule(display=display)
+        opts = {"output_dir": out, "html": True, "json": True, "summary": False}
+        monkeypatch.setattr(cb, "get_option", opts.__getitem__)
+        with umask(0):
+            run_callback(cb, {"web1": "failed"})
+
+        assert not [line for line in display.lines if line.startswith("WARNING")], display.lines
+        for kind, target in targets.items():
+            with open(target) as f:
+                assert f.read() == "root's own %s data\n" % kind
+            assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+            link = os.path.join(out, "rollout-report.%s.tmp" % kind)
+            assert os.path.islink(link) and os.readlink(link) == target
+            report = os.path.join(out, "rollout-report.%s" % kind)
+            info = os.lstat(report)
+            assert stat.S_ISREG(info.st_mode) and info.st_uid == 0
+            assert stat.S_IMODE(info.st_mode) == 0o644
+        with open(os.path.join(out, "rollout-report.json")) as f:
+            assert json.load(f)["hosts"]["web1"]["result"] == "failed"
+        # Nothing else is left behind: the two planted links and the two reports.
+        assert sorted(os.listdir(out)) == sorted(
+            ["rollout-report.json", "rollout-report.html", "rollout-report.json.tmp", "rollout-report.html.tmp"]
+        )
+    finally:
+        shutil.rmtree(base)
+
+
+def test_write_atomic_replaces_a_symlink_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    path = tmp_path / "report.json"
+    path.symlink_to(target)
+    with umask(0o077):
+        assert write_atomic(str(path), "new\n") == str(path)
+    assert not path.is_symlink() and path.read_text() == "new\n" and target.read_text() == "keep\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    # A rename that fails (a directory is in the way) leaves no temporary file behind.
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / "inside").write_text("x")
+    with pytest.raises(OSError):
+        write_atomic(str(tmp_path / "blocked"), "text\n")
+    assert sorted(os.listdir(tmp_path)) == ["blocked", "elsewhere", "report.json"]

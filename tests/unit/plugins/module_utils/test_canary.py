@@ -410,6 +410,61 @@ def test_prometheus_fetch_exception_is_wrapped():
         prom_run({}, fetch=fetch)
 
 
+SECRETS = ("deployer", "s3cr3tpw", "t0k3nval")
+SECRET_PROM = "http://deployer:s3cr3tpw@prom.example.com:9090/prom/"
+SHOWN_PROM = "http://***@prom.example.com:9090/prom/"
+
+
+def assert_no_secret(text):
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, (leaked, text)
+
+
+def test_prometheus_failure_messages_never_show_credentials():
+    def quoting(url):  # urllib's own errors quote the URL they were given, user info and all
+        raise ValueError("unknown url type: %r" % url)
+
+    def rollout_error(url):  # an error of the collection's own HTTP code that names the URL
+        raise RolloutError("no answer from %s within 10s" % url, url=url)
+
+    for fetch in (quoting, rollout_error):
+        with pytest.raises(RolloutError) as info:
+            prom_run({}, fetch=fetch, prometheus_url=SECRET_PROM)
+        assert_no_secret(info.value.msg)
+        assert_no_secret(repr(info.value.details))
+        assert SHOWN_PROM in info.value.msg
+    echo = b"<html>401: no credentials accepted for http://deployer:s3cr3tpw@prom/?token=t0k3nval</html>"
+    with pytest.raises(RolloutError) as info:
+        prom_run({q("web1"): (401, echo)}, prometheus_url=SECRET_PROM)
+    assert_no_secret(info.value.msg)
+    assert "Prometheus at %s answered 401" % SHOWN_PROM in info.value.msg
+    assert "http://***@prom/?***" in info.value.msg
+    error = b'{"status":"error","error":"bad_data: password=s3cr3tpw is not a query"}'
+    with pytest.raises(RolloutError) as info:
+        prom_run({q("web1"): (400, error)}, prometheus_url=SECRET_PROM)
+    assert_no_secret(info.value.msg)
+    assert "password=***" in info.value.msg
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ftp://deployer:s3cr3tpw@prom:9090/", "ftp://***@prom:9090/"),
+        ("deployer:s3cr3tpw@prom:9090", "***@prom:9090"),
+        ("http://deployer:s3cr/3tpw@prom:9090/", "http://***@prom:9090/"),
+        ("http://deployer:s3cr#3tpw@prom:9090/", "http://***@prom:9090/"),
+    ],
+)
+def test_a_bad_prometheus_url_is_refused_without_showing_its_credentials(url, shown):
+    read = Counters({A: {"web1": srv(0)}})
+    with pytest.raises(ValidationError) as info:
+        run(read, prometheus_url=url, prometheus_queries={"e": ERRORS}, fetch=Prometheus({}))
+    assert_no_secret(info.value.msg)
+    assert "s3cr" not in info.value.msg and "3tpw" not in info.value.msg
+    assert shown in info.value.msg
+    assert read.reads == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input, unknown servers, nothing to compare
 # ---------------------------------------------------------------------------------------------

@@ -2,11 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument handling of the canary_analysis module: main() in-process, counters scripted."""
 
+import base64
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 import yaml
+from ansible.module_utils.common.parameters import PASS_VARS
 
 from ansible_collections.zerodowntime.rollout.plugins.modules import canary_analysis
-from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import patch_module_args, run_main
 
 
 def srv(ok, err=0):
@@ -132,3 +139,99 @@ def test_confidence_is_passed_through(counters, capsys):
     assert rc == 0 and out["verdict"] == "pass" and out["settled"] is False  # 2 in 100: not significant
     rc, out = run_module(dict(args, confidence=0), capsys)
     assert rc == 1 and out["verdict"] == "fail"
+
+
+# --------------------------------------------------------------------------- no credentials in any output
+
+USER, PASSWORD = "deployer", "s3cr3tpw"
+
+
+class PromHandler(BaseHTTPRequestHandler):
+    """A Prometheus behind basic auth: 401 with a challenge, then one sample of 0.5 for every query."""
+
+    def do_GET(self):
+        auth = self.headers.get("Authorization")
+        self.server.seen.append(auth)
+        expected = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+        if auth != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="prometheus"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps(
+            {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "0.5"]}]}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def prometheus():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PromHandler)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def run_raw(args, capsys):
+    """main() with args: (exit code, parsed result, the result's JSON text exactly as printed)."""
+    with patch_module_args(args), pytest.raises(SystemExit) as info:
+        canary_analysis.main()
+    text = capsys.readouterr().out
+    return info.value.code, json.loads(text), text
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prometheus_args(port):
+    args = {
+        "backend": "be_app",
+        "canary": ["web1"],
+        "window": 4,
+        "min_requests": 10,
+        "counters": {
+            "start": [server_info("lb1", 0)],
+            "end": [server_info("lb1", 100)],
+        },
+        "prometheus_url": "http://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, port),
+        "prometheus_queries": {"errors": 'rate(errors{instance="{server}"}[1m])'},
+        "prometheus_timeout": 5,
+    }
+    if "inject_invocation" in PASS_VARS:  # ansible-core >= 2.19 adds the invocation only when asked to
+        args["_ansible_inject_invocation"] = True
+    return args
+
+
+def test_prometheus_credentials_are_used_but_never_returned(prometheus, capsys):
+    port = prometheus.server_address[1]
+    rc, out, text = run_raw(prometheus_args(port), capsys)
+    assert rc == 0, out
+    assert out["verdict"] == "pass" and out["metrics"]["prometheus_errors"]["canary"] == 0.5
+    assert any(seen and seen.startswith("Basic ") for seen in prometheus.seen)  # the credentials were used
+    assert USER not in text and PASSWORD not in text
+    assert out["invocation"]["module_args"]["prometheus_url"] == "http://***@127.0.0.1:%d/" % port
+
+
+def test_a_prometheus_failure_shows_no_credentials(capsys):
+    port = closed_port()
+    rc, out, text = run_raw(prometheus_args(port), capsys)
+    assert rc == 1 and out["failed"]
+    assert "Prometheus query" in out["msg"] and "at http://***@127.0.0.1:%d/ failed" % port in out["msg"]
+    assert USER not in text and PASSWORD not in text
