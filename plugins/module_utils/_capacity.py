@@ -13,7 +13,7 @@ import re
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 
-_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+_SPEC = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(%?)\s*")  # used with fullmatch
 
 
 def parse_min_healthy(spec):
@@ -24,7 +24,7 @@ def parse_min_healthy(spec):
         if spec < 0:
             raise ValidationError("min_healthy must not be negative (got %d)" % spec)
         return ("count", spec)
-    m = _SPEC.match(str(spec))
+    m = _SPEC.fullmatch(str(spec))
     if not m:
         raise ValidationError("min_healthy must be a count or a percentage such as '50%%', not %r" % (spec,))
     value = float(m.group(1))

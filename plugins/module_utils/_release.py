@@ -12,6 +12,18 @@
     PATH/.rollout-tmp/          staging area for downloads, unpacking, symlink swaps and deletions
     PATH/.rollout.lock          flock(2) lock serialising concurrent runs on one PATH
 
+Ownership and links (the module usually runs as root, the app as another user):
+
+* ``path``, ``releases/``, ``shared/``, ``.rollout-tmp/``, the state file and the lock belong to the user the
+  module runs as; only the releases' contents and the entries under ``shared/`` get ``owner``/``group``;
+* none of those entries is followed when it is a symbolic link: the state file and the lock are opened with
+  ``O_NOFOLLOW``, and directories are listed, emptied and pruned from descriptors opened with
+  ``O_NOFOLLOW | O_DIRECTORY`` (:func:`_remove_at`), one component at a time, so a link planted in place of a
+  directory is removed or refused, never entered;
+* a layout made by earlier versions, which gave ``path``, ``releases/`` and ``shared/`` to ``owner``, is taken
+  back (chowned to the running user, with a warning); any other link or entry of another user among them is
+  refused before anything changes.
+
 Rules that keep readers of ``current/...`` safe:
 
 * a release is unpacked into ``.rollout-tmp/`` (same filesystem) and renamed into ``releases/``
@@ -27,6 +39,7 @@ Nothing here knows about AnsibleModule: :func:`manage_release` takes plain argum
 :class:`~._errors.RolloutError` subclasses.
 """
 
+import contextlib
 import errno
 import fcntl
 import grp
@@ -35,7 +48,6 @@ import json
 import os
 import pwd
 import re
-import shutil
 import stat
 import tempfile
 import time
@@ -53,11 +65,13 @@ STATE_FILE = ".rollout-state.json"
 LOCK_FILE = ".rollout.lock"
 TMP_DIR = ".rollout-tmp"
 STATE_FORMAT = 1
+STATE_FILE_MAX = 32 * 1024 * 1024
 HISTORY_LIMIT = 100
 STATES = ("present", "active", "rollback", "absent")
 
-_VERSION_RE = re.compile(r"^[A-Za-z0-9._+-]+$")
-_CHECKSUM_RE = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+# Always used with fullmatch: ``$`` would also match before a final newline ("v1\n").
+_VERSION_RE = re.compile(r"[A-Za-z0-9._+-]+")
+_CHECKSUM_RE = re.compile(r"sha256:([0-9a-fA-F]{64})")
 
 
 class ReleaseError(RolloutError):
@@ -89,7 +103,7 @@ def validate_version(version, what="version"):
         raise ValidationError("%s must be a non-empty string, got %r." % (what, version))
     if len(version) > 200:
         raise ValidationError("%s %r is longer than 200 characters." % (what, version))
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise ValidationError(
             "%s %r may only contain letters, digits, '.', '_', '-' and '+' (no '/' or spaces)." % (what, version)
         )
@@ -130,7 +144,7 @@ def parse_checksum(value):
     """Return ``'sha256:<lowercase hex>'`` or None; raise ValidationError on any other form."""
     if value is None or value == "":
         return None
-    match = _CHECKSUM_RE.match(str(value).strip())
+    match = _CHECKSUM_RE.fullmatch(str(value).strip())
     if not match:
         raise ValidationError("checksum must look like 'sha256:<64 hex digits>', got %r." % (value,))
     return "sha256:" + match.group(1).lower()
@@ -155,7 +169,7 @@ def parse_mode(value):
 
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_FREE_SPACE_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(?:(%)|([KMGT])(?:I?B)?)?$")
+_FREE_SPACE_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:(%)|([KMGT])(?:I?B)?)?")
 
 
 def parse_free_space(value):
@@ -166,7 +180,7 @@ def parse_free_space(value):
     """
     if value is None or value == "":
         return ("bytes", 0)
-    match = None if isinstance(value, bool) else _FREE_SPACE_RE.match(str(value).strip().upper())
+    match = None if isinstance(value, bool) else _FREE_SPACE_RE.fullmatch(str(value).strip().upper())
     if match is None:
         raise ValidationError(
             "min_free_space must be a size such as 2G, 512M or 1048576, or a percentage such as 5%%, got %r." % (value,)
@@ -196,7 +210,7 @@ def resolve_uid(owner):
     if owner is None or owner == "":
         return -1
     text = str(owner)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         return pwd.getpwnam(text).pw_uid
@@ -209,7 +223,7 @@ def resolve_gid(group):
     if group is None or group == "":
         return -1
     text = str(group)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         return grp.getgrnam(text).gr_gid
@@ -258,12 +272,23 @@ class ReleaseState:
             "(the previous release, history and checksums are then forgotten)."
         )
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+            fd = os.open(path, _FILE_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _link_refused(path) from None
             raise StateFileError("cannot read the state file %s: %s." % (path, exc)) from None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise StateFileError("the state file %s is not a regular file. %s" % (path, hint))
+                raw = handle.read(STATE_FILE_MAX + 1)
+        except OSError as exc:
+            raise StateFileError("cannot read the state file %s: %s." % (path, exc)) from None
+        if len(raw) > STATE_FILE_MAX:
+            raise StateFileError("the state file %s is larger than %s. %s" % (path, format_bytes(STATE_FILE_MAX), hint))
         try:
             data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:
@@ -404,6 +429,132 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# A directory, never through a link in its last component (ELOOP or ENOTDIR when it is one).
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | _O_CLOEXEC
+# A file to read, never through a link, without blocking on a FIFO.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC
+_NOT_A_DIR = (errno.ELOOP, errno.ENOTDIR)
+_LINK_RULE = (
+    "the release module follows no link in place of releases/, shared/, .rollout-tmp/, the state file or the "
+    "lock, since another user may have planted it"
+)
+
+
+def _trusted(uid):
+    """Root and the user the module runs as may own what the module keeps for itself."""
+    return uid == 0 or uid == os.geteuid()
+
+
+def _trusted_users():
+    """``root`` and the user the module runs as, for messages."""
+    if os.geteuid() == 0:
+        return "root (the user the module runs as)"
+    return "root or %s (the user the module runs as)" % _user(os.geteuid())
+
+
+def _user(uid):
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _link_refused(path, link=None, done="Nothing was changed."):
+    """LayoutError for a symbolic link found where the module keeps a directory or file of its own."""
+    if link is None:
+        try:
+            link = os.readlink(path)
+        except OSError:
+            link = None
+    shown = "%s is a symbolic link%s" % (path, " (to %s)" % link if link is not None else "")
+    return LayoutError(
+        "%s: refused, %s.%s Remove the link, find out who made it, then run again."
+        % (shown, _LINK_RULE, " " + done if done else "")
+    )
+
+
+def _not_a_dir_refused(path, done="Nothing was changed."):
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        return _link_refused(path, done=done)
+    return LayoutError(
+        "%s is not a directory: refused.%s Move it away, then run again." % (path, " " + done if done else "")
+    )
+
+
+def _open_dir(path, done="Nothing was changed."):
+    """Descriptor of the directory ``path``, its last component never followed; None when it does not exist."""
+    try:
+        return os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in _NOT_A_DIR:
+            raise _not_a_dir_refused(path, done) from None
+        raise
+
+
+def _list_at(fd):
+    """Names in the directory ``fd`` (made readable and writable first when it is ours, as rmtree would need)."""
+    info = os.fstat(fd)
+    if info.st_uid == os.geteuid() and info.st_mode & 0o700 != 0o700:
+        os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o700)
+    with os.scandir(fd) as entries:
+        return [entry.name for entry in entries]
+
+
+def _enter_at(dir_fd, name):
+    """Open ``name`` in ``dir_fd`` to empty it when it is a directory; anything else (a link, a file) is unlinked
+    itself, never followed. Returns ``(fd, names)`` or None."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno not in _NOT_A_DIR:
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+        return None
+    try:
+        return fd, _list_at(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _remove_at(dir_fd, name):
+    """Remove ``name`` from the directory ``dir_fd`` and everything below it, never following a link.
+
+    Each directory is opened relative to its parent's descriptor with ``O_NOFOLLOW | O_DIRECTORY`` and emptied
+    through that descriptor, so a link put in place of any directory (the top one included) is unlinked, and
+    whatever it points to is never reached. Iterative: deep trees do not hit the recursion limit.
+    """
+    top = _enter_at(dir_fd, name)
+    if top is None:
+        return
+    stack = [(dir_fd, name, top[0], top[1])]
+    try:
+        while stack:
+            parent_fd, dname, fd, names = stack[-1]
+            if names:
+                child_name = names.pop()
+                child = _enter_at(fd, child_name)
+                if child is not None:
+                    stack.append((fd, child_name, child[0], child[1]))
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(dname, dir_fd=parent_fd)
+    finally:
+        for entry in stack:
+            os.close(entry[2])
+
+
 def write_json_atomic(path, data, tmp_dir):
     """Write ``data`` as JSON to ``path`` via a temporary file in ``tmp_dir`` and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="state.", suffix=".json")
@@ -412,8 +563,8 @@ def write_json_atomic(path, data, tmp_dir):
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.write("\n")
             handle.flush()
+            os.fchmod(handle.fileno(), 0o644)
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
@@ -423,13 +574,52 @@ def write_json_atomic(path, data, tmp_dir):
 
 
 class _Lock:
+    """``flock`` on ``PATH/.rollout.lock``: never through a link, created with mode 0600 whatever the umask, and
+    refused unless it is a regular file of root or of the running user."""
+
     def __init__(self, path):
         self.path = path
         self.fd = None
 
+    def _open(self):
+        flags = os.O_RDWR | os.O_NOFOLLOW | _O_CLOEXEC
+        for _attempt in range(10):
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                try:
+                    os.fchmod(fd, 0o600)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                return fd
+            try:
+                return os.open(self.path, flags)
+            except FileNotFoundError:
+                continue  # removed meanwhile: create it
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise _link_refused(self.path) from None
+                raise
+        raise LayoutError("cannot create the lock file %s: it keeps disappearing." % self.path)
+
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        fd = self._open()
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or not _trusted(info.st_uid):
+                raise LayoutError(
+                    "the lock file %s is not a regular file with a single link that belongs to %s: refused. Nothing "
+                    "was changed. Remove it (no run may be in progress), then run again."
+                    % (self.path, _trusted_users())
+                )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
         return self
 
     def __exit__(self, *exc):
@@ -493,20 +683,14 @@ class Layout:
 
     def list_release_dirs(self):
         """Names of the directories in ``releases/`` (hidden entries and non-directories ignored)."""
-        try:
-            names = os.listdir(self.releases_dir)
-        except FileNotFoundError:
+        fd = _open_dir(self.releases_dir)
+        if fd is None:
             return []
-        result = []
-        for name in names:
-            if name.startswith("."):
-                continue
-            try:
-                st = os.lstat(os.path.join(self.releases_dir, name))
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                result.append(name)
+        try:
+            with os.scandir(fd) as entries:
+                result = [e.name for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        finally:
+            os.close(fd)
         return sorted(result, key=natural_key)
 
 
@@ -540,6 +724,8 @@ class ReleaseManager:
         self.check_mode = check_mode
         self.now = now or time.time
         self.actions = []
+        self.warnings = []
+        self.taken_back = False
 
     # -- snapshot of what is on disk
 
@@ -588,7 +774,8 @@ class ReleaseManager:
     def run(self, state, version=None, src=None, checksum=None):
         layout = self.layout
         if state in ("present", "active") and not self.check_mode:
-            self._makedirs(layout.path)
+            self._make_root()
+        self._secure_layout()
         locked = not self.check_mode and os.path.isdir(layout.path)
         with _Lock(layout.lock_file) if locked else _NoLock():
             self._read()
@@ -615,7 +802,7 @@ class ReleaseManager:
                 release_path = layout.release_path(version)
             else:
                 raise ValidationError("state must be one of %s, got %r." % (", ".join(STATES), state))
-            changed = changed or bool(pruned)
+            changed = changed or bool(pruned) or self.taken_back
         after = (self.current, list(self.dirs))
         if not self.actions:
             msg = "nothing to do: current release is %s" % (self.current or "(none)")
@@ -623,7 +810,7 @@ class ReleaseManager:
             msg = "check mode, would have: " + "; ".join(self.actions)
         else:
             msg = "; ".join(self.actions)
-        return {
+        result = {
             "changed": changed,
             "current": self.current,
             "previous": self.previous,
@@ -638,6 +825,135 @@ class ReleaseManager:
                 "after": _describe(*after),
             },
         }
+        if self.warnings:
+            result["warnings"] = list(self.warnings)
+        return result
+
+    # -- ownership and links of what the module keeps in path
+
+    _OWN_ENTRIES = (("releases", True), ("shared", True), (TMP_DIR, True), (STATE_FILE, False), (LOCK_FILE, False))
+
+    def _secure_layout(self):
+        """Check ``path`` and the entries the module keeps there before anything changes; take back a layout made
+        by earlier versions (its directories given to ``owner``); refuse any link and any other user's entry.
+
+        Everything is checked first, so a refusal changes nothing. Then each entry taken back is opened again
+        without following it, compared with what was checked, and chowned through its descriptor.
+        """
+        path = self.layout.path
+        try:
+            top = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(top.st_mode) and not _trusted(top.st_uid):
+            raise LayoutError(
+                "path %s is a symbolic link that belongs to %s, not to %s: refused, another user may have planted "
+                "it. Nothing was changed. Point path at the real directory."
+                % (path, _user(top.st_uid), _trusted_users())
+            )
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                raise LayoutError("path %s is not a directory: refused. Nothing was changed." % path) from None
+            raise
+        try:
+            found = [(None, path, os.fstat(fd), True)]
+            for name, is_dir in self._OWN_ENTRIES:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                found.append((name, os.path.join(path, name), info, is_dir))
+            legacy = []
+            for name, shown, info, is_dir in found:
+                if stat.S_ISLNK(info.st_mode):
+                    raise _link_refused(shown, link=os.readlink(name, dir_fd=fd))
+                if is_dir and not stat.S_ISDIR(info.st_mode):
+                    raise LayoutError("%s is not a directory: refused. Nothing was changed. Move it away." % shown)
+                if not is_dir and (not stat.S_ISREG(info.st_mode) or info.st_nlink != 1):
+                    raise LayoutError(
+                        "%s is not a regular file with a single link: refused. Nothing was changed. Move it away "
+                        "(no run may be in progress)." % shown
+                    )
+                if _trusted(info.st_uid):
+                    continue
+                if self.uid == -1 or info.st_uid != self.uid:
+                    raise self._foreign(shown, info.st_uid)
+                legacy.append((name, shown, info, is_dir))
+            if legacy:
+                self._take_back(fd, legacy)
+            self._warn_exposed(path, found[0][2])
+        finally:
+            os.close(fd)
+
+    def _foreign(self, shown, uid):
+        return LayoutError(
+            "%s belongs to %s, not to %s, so that user could put a link in its place or in it: refused. Nothing was "
+            "changed. If an earlier version of this collection made it for owner %s, run the release module once "
+            "with owner set to that user to take it back; otherwise find out who changed it, then chown it to %s."
+            % (shown, _user(uid), _trusted_users(), _user(uid), _user(os.geteuid()))
+        )
+
+    def _take_back(self, fd, legacy):
+        names = ", ".join(shown for _name, shown, _info, _is_dir in legacy)
+        who = _user(legacy[0][2].st_uid)
+        me = _user(os.geteuid())
+        if self.check_mode:
+            self.warnings.append(
+                "Would take back %s from %s (an earlier version of this collection gave them to owner): they would "
+                "belong to %s, not writable by group or others." % (names, who, me)
+            )
+            self.actions.append("take back %s from %s" % (names, who))
+            self.taken_back = True
+            return
+        for name, shown, info, is_dir in legacy:
+            if name is None:
+                entry = os.dup(fd)
+            else:
+                try:
+                    entry = os.open(name, _DIR_FLAGS if is_dir else _FILE_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in _NOT_A_DIR:
+                        raise _link_refused(
+                            shown, done="Entries listed before it may have been taken back already."
+                        ) from None
+                    raise
+            try:
+                now = os.fstat(entry)
+                if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                    raise LayoutError("%s changed while it was being checked: refused. Run again." % shown)
+                os.fchown(entry, os.geteuid(), os.getegid())
+                os.fchmod(entry, stat.S_IMODE(now.st_mode) & ~0o022)
+            finally:
+                os.close(entry)
+        self.taken_back = True
+        self.actions.append("took back %s from %s" % (names, who))
+        self.warnings.append(
+            "Took back %s from %s: an earlier version of this collection gave them to owner, who could have put a "
+            "link in their place. They now belong to %s and are not writable by group or others; only the releases' "
+            "contents and the entries under shared/ belong to owner." % (names, who, me)
+        )
+
+    def _warn_exposed(self, path, info):
+        """Warn when another user could still replace ``path`` itself (its parent is theirs or writable by all)."""
+        parent = os.path.dirname(path)
+        try:
+            up = os.stat(parent)
+        except OSError:
+            return
+        for shown, st, check_owner in ((parent, up, True), (path, info, False)):
+            if check_owner and not _trusted(st.st_uid):
+                why = "belongs to %s" % _user(st.st_uid)
+            elif st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+                why = "is writable by every user"
+            else:
+                continue
+            self.warnings.append(
+                "%s %s, so another user could replace or fill %s: give it to %s, writable only by its owner, or "
+                "move the layout elsewhere." % (shown, why, path, _trusted_users())
+            )
+            return
 
     # -- steps
 
@@ -722,8 +1038,8 @@ class ReleaseManager:
             with self._open_archive(handle, src) as archive:
                 # Every member is checked by now; the first write happens below.
                 self._check_space(version, archive.data_size())
-                self._makedirs(layout.releases_dir)
-                self._makedirs(layout.shared_dir)
+                self._ensure_dir(layout.releases_dir, 0o755)
+                self._ensure_dir(layout.shared_dir, 0o755)
                 staging = tempfile.mkdtemp(dir=self._tmp(), prefix="release.")
                 archive.extract(staging)
             self._link_shared(version, staging)
@@ -731,7 +1047,7 @@ class ReleaseManager:
             os.chmod(staging, self.mode if self.mode is not None else 0o755)
             redo = version in self.dirs
             if redo:
-                self._discard(layout.release_path(version))
+                self._discard(version)
             os.rename(staging, layout.release_path(version))
             staging = None
             _fsync_dir(layout.releases_dir)
@@ -740,7 +1056,7 @@ class ReleaseManager:
             if tmp_file and os.path.lexists(tmp_file):
                 os.unlink(tmp_file)
             if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+                self._remove_in_tmp(os.path.basename(staging))
         self.state.record_install(version, actual, self._when())
         if version not in self.dirs:
             self.dirs.append(version)
@@ -777,7 +1093,7 @@ class ReleaseManager:
         for rel in self.shared_paths:
             target = os.path.join(self.layout.shared_dir, rel)
             if not os.path.lexists(target):
-                self._makedirs(target)
+                self._make_shared(rel)
             parts = rel.split("/")
             current = staging
             for depth, part in enumerate(parts[:-1]):
@@ -791,10 +1107,12 @@ class ReleaseManager:
                     )
             link = os.path.join(staging, rel)
             if os.path.lexists(link):
-                if stat.S_ISDIR(os.lstat(link).st_mode):
-                    shutil.rmtree(link)
-                else:
-                    os.unlink(link)
+                # In the staging directory, which is still root's and 0700; removed without following anything.
+                parent_fd = os.open(os.path.dirname(link), _DIR_FLAGS)
+                try:
+                    _remove_at(parent_fd, os.path.basename(link))
+                finally:
+                    os.close(parent_fd)
             os.symlink(os.path.relpath(target, os.path.dirname(os.path.join(final, rel))), link)
 
     def _activate(self, version):
@@ -859,7 +1177,7 @@ class ReleaseManager:
         if self.previous == version:
             self.previous = None
         if not self.check_mode:
-            self._discard(self.layout.release_path(version))
+            self._discard(version)
             self.state.forget(version)
             self._save()
         self.actions.append("removed %s" % version)
@@ -870,7 +1188,7 @@ class ReleaseManager:
         for name in chosen:
             self.dirs.remove(name)
             if not self.check_mode:
-                self._discard(self.layout.release_path(name))
+                self._discard(name)
                 self.state.forget(name)
         if chosen and not self.check_mode:
             self._save()
@@ -881,28 +1199,37 @@ class ReleaseManager:
     # -- primitives
 
     def _tmp(self):
-        self._makedirs(self.layout.tmp_dir, owned=False)
+        self._ensure_dir(self.layout.tmp_dir, 0o700)
         return self.layout.tmp_dir
 
     def _clean_tmp(self):
-        """Remove what an interrupted run left in the staging area (we hold the lock)."""
-        try:
-            names = os.listdir(self.layout.tmp_dir)
-        except FileNotFoundError:
+        """Remove what an interrupted run left in the staging area (we hold the lock), from its descriptor."""
+        fd = _open_dir(self.layout.tmp_dir)
+        if fd is None:
             return
-        for name in names:
-            path = os.path.join(self.layout.tmp_dir, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            elif os.path.lexists(path):
-                os.unlink(path)
+        try:
+            for name in _list_at(fd):
+                with contextlib.suppress(OSError):  # best effort, as before: the next run tries again
+                    _remove_at(fd, name)
+        finally:
+            os.close(fd)
+
+    def _remove_in_tmp(self, name):
+        """Remove ``.rollout-tmp/<name>`` (best effort), never following a link."""
+        fd = _open_dir(self.layout.tmp_dir)
+        if fd is None:
+            return
+        try:
+            _remove_at(fd, name)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _switch(self, version):
         """Point ``current`` at ``releases/<version>`` atomically (new link, then rename over the old one)."""
         tmp_link = os.path.join(self._tmp(), "current.%d.%s" % (os.getpid(), os.urandom(4).hex()))
         os.symlink(os.path.join("releases", version), tmp_link)
-        if self.uid != -1 or self.gid != -1:
-            os.lchown(tmp_link, self.uid, self.gid)
         try:
             os.replace(tmp_link, self.layout.current_link)
         except BaseException:
@@ -911,33 +1238,113 @@ class ReleaseManager:
             raise
         _fsync_dir(self.layout.path)
 
-    def _discard(self, path):
-        """Move a release out of ``releases/`` in one rename, then delete it."""
-        trash = tempfile.mkdtemp(dir=self._tmp(), prefix="trash.")
-        moved = os.path.join(trash, "release")
-        os.rename(path, moved)
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def _makedirs(self, path, owned=True):
-        if os.path.isdir(path):
+    def _discard(self, version):
+        """Move ``releases/<version>`` to ``.rollout-tmp/`` in one rename, then delete it; both relative to
+        descriptors of those directories, opened without following a link."""
+        self._tmp()
+        done = "The release was not removed."
+        releases_fd = _open_dir(self.layout.releases_dir, done)
+        if releases_fd is None:
             return
-        parent = os.path.dirname(path)
-        if parent and parent != path:
-            self._makedirs(parent, owned)
         try:
-            os.mkdir(path, 0o755)
+            tmp_fd = _open_dir(self.layout.tmp_dir, done)
+            if tmp_fd is None:
+                raise LayoutError("%s disappeared during the run. %s" % (self.layout.tmp_dir, done))
+            try:
+                trash = "trash.%d.%s" % (os.getpid(), os.urandom(6).hex())
+                os.rename(version, trash, src_dir_fd=releases_fd, dst_dir_fd=tmp_fd)
+                with contextlib.suppress(OSError):  # out of releases/ already; the next run empties .rollout-tmp/
+                    _remove_at(tmp_fd, trash)
+            finally:
+                os.close(tmp_fd)
+        finally:
+            os.close(releases_fd)
+
+    def _make_root(self):
+        """Create ``path`` and its missing parents as the running user, mode 0755 whatever the umask."""
+        missing = []
+        current = self.layout.path
+        while not os.path.lexists(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for path in reversed(missing):
+            self._ensure_dir(path, 0o755)
+
+    def _ensure_dir(self, path, mode):
+        """Make the directory ``path`` (as the running user, exactly ``mode``) unless it is there; never a link."""
+        try:
+            os.mkdir(path, mode)
         except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                raise _not_a_dir_refused(path, done="") from None
             return
-        if owned and (self.uid != -1 or self.gid != -1):
-            os.chown(path, self.uid, self.gid)
+        fd = _open_dir(path, done="")
+        if fd is not None:
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+
+    def _make_shared(self, rel):
+        """Create ``shared/<rel>`` as directories of owner/group, one component at a time from descriptors opened
+        without following a link: a link planted in ``shared/`` is refused, never created through."""
+        done = "The release was not installed and current is unchanged."
+        fd = _open_dir(self.layout.shared_dir, done)
+        if fd is None:
+            raise LayoutError("%s disappeared during the run. %s" % (self.layout.shared_dir, done))
+        shown = self.layout.shared_dir
+        try:
+            for part in rel.split("/"):
+                shown = os.path.join(shown, part)
+                sub = self._open_or_make_at(fd, part, shown, done)
+                os.close(fd)
+                fd = sub
+        finally:
+            os.close(fd)
+
+    def _open_or_make_at(self, dir_fd, name, shown, done):
+        made = False
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            try:
+                os.mkdir(name, 0o755, dir_fd=dir_fd)
+                made = True
+            except FileExistsError:
+                pass
+            fd = None
+        except OSError as exc:
+            if exc.errno not in _NOT_A_DIR:
+                raise
+            raise _not_a_dir_refused(shown, done) from None
+        if fd is None:
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno not in _NOT_A_DIR:
+                    raise
+                raise _not_a_dir_refused(shown, done) from None
+        if made:
+            try:
+                os.fchmod(fd, 0o755)
+                if self.uid != -1 or self.gid != -1:
+                    os.fchown(fd, self.uid, self.gid)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
 
     def _apply_ownership(self, root):
         if self.uid == -1 and self.gid == -1:
             return
-        os.lchown(root, self.uid, self.gid)
         for dirpath, dirnames, filenames in os.walk(root):
             for name in dirnames + filenames:
                 os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
+        # Last: until now the staging directory is root's and 0700, so nobody else could reach into it.
+        os.lchown(root, self.uid, self.gid)
 
 
 def _describe(current, dirs):

@@ -6,6 +6,9 @@ import hashlib
 import io
 import json
 import os
+import resource
+import stat
+import sys
 import tarfile
 import zipfile
 
@@ -139,7 +142,9 @@ def test_version_accepted(name):
     assert validate_version(name) == name
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../x", "a..b", ".hidden", "a b", "v1;rm", "x" * 201, None, 3])
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "a/b", "../x", "a..b", ".hidden", "a b", "v1;rm", "x" * 201, None, 3, "v1\n", "1.0\n"]
+)
 def test_version_refused(name):
     with pytest.raises(ValidationError):
         validate_version(name)
@@ -732,3 +737,82 @@ def test_data_size_counts_regular_files_of_tar_and_zip(env):
 
             with OpenArchive(handle, "tar" if fmt == "tar.gz" else "zip") as archive:
                 assert archive.data_size() == 1003
+
+
+# --- modes, links and removal from descriptors ------------------------------------------------------
+
+
+def test_modes_are_explicit_whatever_the_umask(env):
+    old = os.umask(0o277)
+    try:
+        env.activate("v1", shared_paths=["log"])
+    finally:
+        os.umask(old)
+
+    def mode(*names):
+        return stat.S_IMODE(os.lstat(os.path.join(env.root, *names)).st_mode)
+
+    assert (mode(), mode("releases"), mode("shared"), mode("shared", "log")) == (0o755, 0o755, 0o755, 0o755)
+    assert (mode(".rollout-tmp"), mode(".rollout.lock"), mode(".rollout-state.json")) == (0o700, 0o600, 0o644)
+
+
+def test_reading_refuses_a_linked_releases_directory_or_state_file(env, tmp_path):
+    env.activate("v1")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "v9").mkdir(parents=True)
+    releases = os.path.join(env.root, "releases")
+    os.rename(releases, releases + ".real")
+    os.symlink(str(elsewhere), releases)
+    with pytest.raises(LayoutError, match="releases is a symbolic link"):
+        _release.describe_releases(env.root)
+    os.unlink(releases)
+    os.rename(releases + ".real", releases)
+    state = os.path.join(env.root, ".rollout-state.json")
+    os.rename(state, str(tmp_path / "state.json"))
+    os.symlink(str(tmp_path / "state.json"), state)
+    with pytest.raises(LayoutError, match=r"\.rollout-state\.json is a symbolic link"):
+        _release.describe_releases(env.root)
+
+
+def test_remove_at_unlinks_links_and_never_enters_them(tmp_path):
+    target = tmp_path / "target"
+    (target / "sub").mkdir(parents=True)
+    (target / "keep").write_text("keep")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("x")
+    os.symlink(str(target), str(tree / "a" / "link"))
+    os.symlink(str(target), str(tmp_path / "top-link"))
+    os.chmod(str(tree / "a" / "b"), 0o500)  # removable anyway: it is ours
+    fd = os.open(str(tmp_path), os.O_RDONLY)
+    try:
+        _release._remove_at(fd, "top-link")  # a link as the top: the link goes, not its target
+        _release._remove_at(fd, "tree")
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(str(tmp_path))) == ["target"]
+    assert sorted(os.listdir(str(target))) == ["keep", "sub"]
+
+
+def test_remove_at_handles_deep_trees(tmp_path):
+    depth = sys.getrecursionlimit() + 100  # one descriptor per level is open at the deepest point
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < depth + 100:
+        pytest.skip("the open-files limit is below %d" % (depth + 100))
+    top = tmp_path / "deep"
+    current = str(top)
+    os.mkdir(current)
+    fd = os.open(current, os.O_RDONLY)
+    try:
+        for _level in range(depth):  # each level made relative to the previous one: the path is too long otherwise
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    parent = os.open(str(tmp_path), os.O_RDONLY)
+    try:
+        _release._remove_at(parent, "deep")
+    finally:
+        os.close(parent)
+    assert os.listdir(str(tmp_path)) == []
