@@ -12,7 +12,7 @@ import os
 import stat
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text, redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
     _sha256,
     describe_releases,
@@ -38,13 +38,13 @@ def check_artifact(artifact, checksum, head=None):
             status, _body = head(10.0)
         except Exception as exc:  # transport errors of any kind
             raise ArtifactError(
-                "The artifact URL %s does not answer: %s. Nothing was changed." % (shown, exc)
+                "The artifact URL %s does not answer: %s. Nothing was changed." % (shown, redact_text(str(exc)))
             ) from None
         if status != 200:
             raise ArtifactError("The artifact URL %s answers %s, not 200. Nothing was changed." % (shown, status))
         return {"source": shown, "exists": True, "checksum": None, "url": True}
     if not isinstance(artifact, str) or not os.path.isabs(artifact):
-        raise ValidationError("artifact must be an absolute path or an http(s) URL, got %r." % (artifact,))
+        raise ValidationError("artifact must be an absolute path or an http(s) URL, got %r." % (redact_text(artifact),))
     try:
         # O_NONBLOCK: a FIFO at the path must not hang the open; it is refused below (not S_ISREG).
         fd = os.open(artifact, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

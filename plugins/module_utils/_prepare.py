@@ -47,5 +47,7 @@ def prepare_app(path, version, release_args, quick_probe=None, retry_rolled_back
         pruned=unpacked["pruned"],
         releases_after=unpacked["releases"],
     )
+    if unpacked.get("warnings"):
+        result["warnings"] = list(unpacked["warnings"])
     result["msg"] = "%s runs %s; %s: %s." % (path, result["current"] or "no release", version, unpacked["msg"])
     return result

@@ -59,7 +59,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive impo
     sniff_format,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url  # noqa: F401 (re-exported)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import (  # noqa: F401 (redact_url re-exported)
+    redact_text,
+    redact_url,
+)
 
 STATE_FILE = ".rollout-state.json"
 LOCK_FILE = ".rollout.lock"
@@ -1021,7 +1024,7 @@ class ReleaseManager:
             os.unlink(tmp)
             if isinstance(exc, (RolloutError, KeyboardInterrupt, SystemExit)):
                 raise
-            raise FetchError("downloading %s failed: %s" % (redact_url(url), exc)) from None
+            raise FetchError("downloading %s failed: %s" % (redact_url(url), redact_text(str(exc)))) from None
         return handle, tmp
 
     def _install(self, version, src, checksum):

@@ -112,6 +112,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
     make_fetch,
     readiness_probe,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 
 
 def argument_spec():
@@ -127,7 +128,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
+    params = dict(module.params)
+    redact_params(module.params, ["artifact", "health_url"])  # the invocation in the result shows params as they end
     try:
         head = None
         if params["artifact"] and params["artifact"].lower().startswith(("http://", "https://")):
@@ -141,7 +143,7 @@ def main():
             head=head,
         )
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
     module.exit_json(**result)
 
 

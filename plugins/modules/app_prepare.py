@@ -160,6 +160,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
     readiness_probe,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 
 RELEASE_OPTIONS = ("checksum", "allow_unverified", "keep", "min_free_space", "shared_paths", "owner", "group")
 
@@ -184,7 +185,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
+    params = dict(module.params)
+    redact_params(module.params, ["src", "health_url"])  # the invocation in the result shows params as they end
     release_args = {name: params[name] for name in RELEASE_OPTIONS}
     release_args.update(src=params["src"], fetch=download)
     try:
@@ -197,7 +199,9 @@ def main():
             check_mode=module.check_mode,
         )
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -167,6 +167,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
     READINESS_SPEC,
     readiness_probe,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace import (  # noqa: E402
     STEP_NAMES,
     replace_app,
@@ -239,9 +240,11 @@ def main():
     )
     try:
         runner = deadline_runner(module.run_command, module.get_bin_path("timeout"))
-        result = run(module.params, module.check_mode, runner)
+        params = dict(module.params)
+        redact_params(module.params, ["health_url"])  # the invocation in the result shows params as they end
+        result = run(params, module.check_mode, runner)
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
     module.exit_json(**result)
 
 
