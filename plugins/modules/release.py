@@ -31,8 +31,16 @@ description:
     FIFOs, symbolic links resolving outside the release (link chains are followed), hard links to anything but a
     regular file stored earlier in the archive, members beneath a symbolic link of the archive and duplicate names
     are refused.
-  - Archive ownership is ignored (files belong to the user running the module, or to O(owner)/O(group));
-    setuid, setgid and sticky bits are dropped.
+  - Archive ownership is ignored (files belong to the user running the module, or to O(owner)/O(group)).
+    Modes keep the owner's bits and the read and execute bits of group and others. Group and other write bits,
+    setuid, setgid and sticky bits are dropped, so that no release file or directory is writable by another user
+    (a C(01777) directory in the archive becomes C(0755)). Give the app a writable place through O(shared_paths)
+    instead.
+  - A damaged archive (bad compressed data, bad CRC, truncated stream, damaged header) fails with a message that
+    names the archive and, where known, the member. Nothing of it is left behind.
+  - An O(src) URL is downloaded into C(PATH/.rollout-tmp/) within O(download_timeout), and within the free-space
+    rule O(min_free_space) and O(max_size). A C(Content-Length) that breaks them is refused before the body is
+    read, and a body that grows past them is cut. A partial download is removed.
   - Runs on one C(PATH) are serialised with a lock file, C(PATH/.rollout.lock).
 options:
   path:
@@ -94,15 +102,45 @@ options:
     default: 5
   min_free_space:
     description:
-      - Before a release is unpacked, the sizes of its files are added up from the archive's member headers (the
+      - Before a release is unpacked, the space it takes is estimated from the archive's member headers (the
         extraction never writes more), and the release is refused, with nothing written, when it would not fit on
         the filesystem of O(path) while leaving this much free.
       - A size in bytes with an optional binary suffix (C(512M), C(2G); C(K), C(M), C(G), C(T)), or a percentage of
         the filesystem (C(5%)).
       - V(0) still refuses a release that does not fit at all.
-      - The download of an O(src) URL is not covered; it lands in C(PATH/.rollout-tmp/) before the check.
+      - The size a release takes is estimated as one block (4 KiB) per member, parent directories included,
+        plus the bytes of each file rounded up to whole blocks. Before the first write, the release is also
+        refused when the filesystem has fewer free inodes than members (one inode each), or fewer free blocks of
+        its own size than the estimate.
+      - The download of an O(src) URL keeps this much free as well. A C(Content-Length) that would break the rule
+        is refused before the download starts, and the download is cut as soon as its running byte count would
+        break it.
     type: str
     default: "0"
+    version_added: 0.2.0
+  max_members:
+    description:
+      - Largest number of members (files, directories and links) an archive may hold. An archive with more is
+        refused before anything is unpacked (a zip archive from its end record, a tar archive as soon as one
+        member too many is read).
+    type: int
+    default: 100000
+    version_added: 0.2.0
+  download_timeout:
+    description:
+      - Seconds the whole download of an O(src) URL may take (name resolution, connection, headers and body
+        together). A download still running then is cut, whatever the server sends, and the task fails.
+      - This is a deadline for the whole transfer, not a timeout per read.
+    type: int
+    default: 300
+    version_added: 0.2.0
+  max_size:
+    description:
+      - Largest size of the archive downloaded from an O(src) URL, in bytes with an optional binary suffix
+        (C(512M), C(2G); C(K), C(M), C(G), C(T)), as O(min_free_space) takes it, without percentages.
+      - A larger C(Content-Length) is refused before the download starts, and a body that grows past it is cut.
+      - V(0), or no value, sets no limit beyond O(min_free_space). A local O(src) is not limited by it.
+    type: str
     version_added: 0.2.0
   shared_paths:
     description:
@@ -126,8 +164,8 @@ options:
     type: str
   mode:
     description:
-      - Octal mode of the release directory itself (not of its contents, whose modes come from the archive), for
-        example V('0755'). Defaults to C(0755).
+      - Octal mode of the release directory itself (not of its contents, whose modes come from the archive without
+        group and other write bits), for example V('0755'). Defaults to C(0755).
       - Applied when a release is unpacked.
     type: raw
 extends_documentation_fragment:
@@ -167,6 +205,18 @@ EXAMPLES = r"""
     group: shop
     keep: 5
   register: __rolling_update_release
+
+- name: Download a release within two minutes and 512 MiB, keeping 2 GiB free, of at most 20000 files
+  zerodowntime.rollout.release:
+    path: /srv/shop
+    version: 1.4.2
+    src: https://artifacts.example.com/shop/shop-1.4.2.tar.gz
+    checksum: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    download_timeout: 120
+    max_size: 512M
+    min_free_space: 2G
+    max_members: 20000
+    state: present
 
 - name: Unpack a release copied to the host beforehand, without activating it
   zerodowntime.rollout.release:
@@ -235,7 +285,14 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import download  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (  # noqa: E402
+    DEFAULT_MAX_MEMBERS,
+    archive_limits,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import (  # noqa: E402
+    DOWNLOAD_TIMEOUT,
+    make_fetch,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import STATES, manage_release  # noqa: E402
 
@@ -250,6 +307,9 @@ def argument_spec():
         "state": {"type": "str", "choices": list(STATES), "default": "present"},
         "keep": {"type": "int", "default": 5},
         "min_free_space": {"type": "str", "default": "0"},
+        "max_members": {"type": "int", "default": DEFAULT_MAX_MEMBERS},
+        "download_timeout": {"type": "int", "default": DOWNLOAD_TIMEOUT},
+        "max_size": {"type": "str"},
         "shared_paths": {"type": "list", "elements": "str", "default": []},
         "owner": {"type": "str"},
         "group": {"type": "str"},
@@ -269,23 +329,27 @@ def main():
     )
     params = module.params
     try:
-        result = manage_release(
-            path=params["path"],
-            state=params["state"],
-            version=params["version"],
-            src=params["src"],
-            checksum=params["checksum"],
-            allow_unverified=params["allow_unverified"],
-            keep=params["keep"],
-            min_free_space=params["min_free_space"],
-            shared_paths=params["shared_paths"],
-            owner=params["owner"],
-            group=params["group"],
-            mode=params["mode"],
-            fetch=download,
-            check_mode=module.check_mode,
-            diff=module._diff,
+        fetch = make_fetch(
+            timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
         )
+        with archive_limits(max_members=params["max_members"]):
+            result = manage_release(
+                path=params["path"],
+                state=params["state"],
+                version=params["version"],
+                src=params["src"],
+                checksum=params["checksum"],
+                allow_unverified=params["allow_unverified"],
+                keep=params["keep"],
+                min_free_space=params["min_free_space"],
+                shared_paths=params["shared_paths"],
+                owner=params["owner"],
+                group=params["group"],
+                mode=params["mode"],
+                fetch=fetch,
+                check_mode=module.check_mode,
+                diff=module._diff,
+            )
     except RolloutError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)

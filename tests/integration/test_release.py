@@ -3,8 +3,15 @@
 """zerodowntime.rollout.release through real ansible-playbook runs on localhost."""
 
 import base64
+import contextlib
+import http.server
+import io
 import json
 import os
+import tarfile
+import threading
+import time
+import zipfile
 
 import pytest
 from helpers import run_tasks
@@ -242,3 +249,217 @@ def test_readers_never_see_a_missing_current(tmp_path):
     assert report["failures"] == 0, report
     assert report["reads"] >= 1000, report
     assert report["seen"] == ["v1", "v2"] and report["transitions"] >= SWITCHES // 2, report
+
+
+# --- issue #13: archives (item 5) and URL downloads (item 6) ---------------------------------------
+
+
+def _free_bytes(path):
+    st = os.statvfs(str(path))
+    free = st.f_bavail * st.f_frsize
+    if free < 512 * 1024 * 1024:
+        pytest.skip("the free-space tests want 512 MiB free where pytest puts its files")
+    return free
+
+
+def _tar_with_members(path, members):
+    """members: (name, 'dir'|'file', mode, data)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, mode, data in members:
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime = mode, 1700000000
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _zip_with_bad_crc(path):
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("VERSION", b"bad\n")
+        zf.writestr("app/data.bin", b"0123456789" * 1000)
+    raw = bytearray(data.getvalue())
+    raw[raw.find(b"0123456789") + 500] ^= 0xFF  # one byte of app/data.bin's stored data
+    with open(path, "wb") as handle:
+        handle.write(bytes(raw))
+    return path
+
+
+def test_archive_modes_limits_and_damage_through_the_module(tmp_path):
+    app = str(tmp_path / "app")
+    v1 = _tar_with_members(
+        str(tmp_path / "v1.tar.gz"),
+        [
+            ("VERSION", "file", 0o644, b"v1\n"),
+            ("tmp", "dir", 0o1777, None),
+            ("tmp/world.txt", "file", 0o666, b"w\n"),
+            ("bin", "dir", 0o2775, None),
+            ("bin/run", "file", 0o4775, b"#!/bin/sh\n"),
+        ],
+    )
+    many = _tar_with_members(str(tmp_path / "many.tar.gz"), [("f%d" % i, "file", 0o644, b"x") for i in range(6)])
+    dirs = _tar_with_members(str(tmp_path / "dirs.tar.gz"), [("d%05d" % i, "dir", 0o755, None) for i in range(20000)])
+    bad_zip = _zip_with_bad_crc(str(tmp_path / "bad.zip"))
+    with open(v1, "rb") as handle:
+        whole = handle.read()
+    truncated = str(tmp_path / "truncated.tar.gz")
+    with open(truncated, "wb") as handle:
+        handle.write(whole[: len(whole) // 2])
+    # The old estimate (file bytes only) took 0 bytes for dirs.tar.gz; one block per member makes it ~78 MiB.
+    reserve = _free_bytes(tmp_path) - 40 * 1024 * 1024
+    tasks = [
+        named("v1", release_task(path=app, version="v1", src=v1, state="active")),
+        named("many", release_task(path=app, version="many", src=many, max_members=5)),
+        named("dirs", release_task(path=app, version="dirs", src=dirs, min_free_space=str(reserve))),
+        named("bad_zip", release_task(path=app, version="bad", src=bad_zip, state="active")),
+        named("truncated", release_task(path=app, version="trunc", src=truncated, state="active")),
+    ]
+    results = run_tasks(tasks)[0]
+    r = dict(zip([t["name"] for t in tasks], results))
+
+    assert r["v1"]["changed"] is True, r["v1"]
+    release = os.path.join(app, "releases", "v1")
+    modes = {name: oct(os.lstat(os.path.join(release, name)).st_mode & 0o7777) for name in ("tmp", "bin")}
+    modes.update(
+        {name: oct(os.lstat(os.path.join(release, name)).st_mode & 0o7777) for name in ("tmp/world.txt", "bin/run")}
+    )
+    assert modes == {"tmp": "0o755", "bin": "0o755", "tmp/world.txt": "0o644", "bin/run": "0o755"}, modes
+
+    assert r["many"]["failed"] is True and "has more than 5 members" in r["many"]["msg"], r["many"]
+    assert r["dirs"]["failed"] is True and "not enough disk space" in r["dirs"]["msg"], r["dirs"]
+    for name, archive, member in (("bad_zip", bad_zip, "'app/data.bin'"), ("truncated", truncated, None)):
+        result = r[name]
+        assert result["failed"] is True and "module_stderr" not in result and "Traceback" not in str(result), result
+        assert archive in result["msg"] and (member is None or member in result["msg"]), result["msg"]
+        assert "damaged" in result["msg"] or "truncated" in result["msg"], result["msg"]
+
+    # nothing of the refused archives is left: one release, an empty staging area, current untouched
+    assert sorted(os.listdir(os.path.join(app, "releases"))) == ["v1"]
+    assert os.listdir(os.path.join(app, ".rollout-tmp")) == []
+    assert os.readlink(os.path.join(app, "current")) == "releases/v1"
+
+
+class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server = self.server
+        name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        record = {"path": name, "start": time.monotonic(), "end": None}
+        server.records.append(record)
+        try:
+            server.scripts[name](self, server.stop)
+        except OSError:  # the client went away
+            pass
+        finally:
+            record["end"] = time.monotonic()
+            self.close_connection = True
+
+
+@contextlib.contextmanager
+def scripted_server(scripts):
+    """HTTP server on 127.0.0.1: GET .../<name> runs ``scripts[name](handler, stop_event)`` (bounded loops)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
+    server.daemon_threads = True
+    server.scripts, server.records, server.stop = scripts, [], threading.Event()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d" % server.server_address[1], server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _trickle(handler, stop):
+    """120 bytes announced, one every 0.5 s: each read is quick, the whole would take a minute."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "120")
+    handler.end_headers()
+    handler.wfile.flush()
+    for _i in range(120):
+        if stop.wait(0.5):
+            return
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+
+
+def _announce(length, send):
+    def script(handler, stop):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(length))
+        handler.end_headers()
+        handler.wfile.write(bytes(send))
+
+    return script
+
+
+def _flood(total):
+    def script(handler, stop):
+        handler.send_response(200)
+        handler.send_header("Connection", "close")  # no Content-Length: the body ends when the server closes
+        handler.end_headers()
+        block = bytes(256 * 1024)
+        for _i in range(total // len(block)):
+            if stop.is_set():
+                return
+            handler.wfile.write(block)
+
+    return script
+
+
+DEADLINE = 3
+
+
+def test_url_download_deadline_and_size_budget(tmp_path):
+    app = str(tmp_path / "app")
+    mib = 1024 * 1024
+    scripts = {
+        "slow.tar.gz": _trickle,
+        "huge.tar.gz": _announce(64 * mib, 64 * 1024),
+        "flood.tar.gz": _flood(96 * mib),
+        "big.tar.gz": _announce(2 * mib, 2 * mib),
+    }
+    wrong = "sha256:" + "0" * 64
+    with scripted_server(scripts) as (base, server):
+        secret_base = base.replace("http://", "http://deploy:s3cr3t@")
+        # 32 MiB may be written to the filesystem of the app while keeping min_free_space free
+        reserve = str(_free_bytes(tmp_path) - 32 * mib)
+
+        def fetch_task(name, **extra):
+            args = {"path": app, "version": "v1", "src": secret_base + "/" + name + "?token=s3cr3t", "checksum": wrong}
+            args.update(extra)
+            return named(name.split(".")[0], release_task(**args))
+
+        tasks = [
+            fetch_task("slow.tar.gz", download_timeout=DEADLINE),
+            fetch_task("huge.tar.gz", min_free_space=reserve),
+            fetch_task("flood.tar.gz", min_free_space=reserve),
+            fetch_task("big.tar.gz", max_size="1M"),
+        ]
+        results = run_tasks(tasks)[0]
+        records = {rec["path"]: rec for rec in server.records}
+    r = dict(zip([t["name"] for t in tasks], results))
+
+    for result in r.values():
+        assert result["failed"] is True and "s3cr3t" not in result["msg"], result
+    slow = r["slow"]["msg"]
+    assert "did not finish within %d s (download_timeout)" % DEADLINE in slow, slow
+    # The server saw the client go within the deadline (plus the time to notice a closed peer, one or two writes).
+    took = records["slow.tar.gz"]["end"] - records["slow.tar.gz"]["start"]
+    assert took < DEADLINE + 2.5, took
+    assert "Content-Length is 64.0 MiB" in r["huge"]["msg"] and "min_free_space" in r["huge"]["msg"], r["huge"]
+    assert "stopped downloading" in r["flood"]["msg"] and "min_free_space" in r["flood"]["msg"], r["flood"]
+    assert "above max_size (1.0 MiB)" in r["big"]["msg"], r["big"]
+    # Every partial download was removed, and nothing was unpacked.
+    assert os.listdir(os.path.join(app, ".rollout-tmp")) == []
+    assert not os.path.exists(os.path.join(app, "releases", "v1"))
