@@ -15,6 +15,7 @@ options:
   health_headers:
     description:
       - Request headers for the probe. Their values are treated as secrets and never shown.
+      - They are sent only to the scheme, host and port of O(health_url), never after a redirect elsewhere.
     type: dict
     default: {}
   health_status_codes:
@@ -36,11 +37,26 @@ options:
   health_interval:
     description: Seconds between two probes.
     type: float
-    default: 0.5
+    default: 0.2
   health_request_timeout:
-    description: Seconds one request may take.
+    description:
+      - Seconds one request may take in total, from connecting to the last byte of the body, redirects included (a
+        deadline for the whole request, not a timeout per read).
+      - At most 1 MiB of the body is read.
     type: float
     default: 5
+  health_follow_redirects:
+    description:
+      - Which redirects of O(health_url) to follow.
+      - V(none) follows none; a redirect is a failed probe whose error says where it pointed, unless its status is
+        listed in O(health_status_codes).
+      - V(same_origin) follows redirects that keep the scheme, host and port of O(health_url).
+      - V(all) follows any C(http://) or C(https://) redirect, at most 5 in a row.
+      - O(health_headers) and the user info of O(health_url) are only ever sent to the scheme, host and port of
+        O(health_url).
+    type: str
+    choices: [none, same_origin, all]
+    default: none
   health_validate_certs:
     description: Validate the TLS certificate for C(https://) URLs.
     type: bool

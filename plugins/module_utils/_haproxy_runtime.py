@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import stat
+import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     LBCommandError,
@@ -29,6 +30,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 DEFAULT_SOCKET_TIMEOUT = 10.0
+# Largest answer read from a runtime socket. A real answer is far smaller ("show stat" of a few hundred
+# servers is a few hundred KiB); anything past the cap is a flooding peer, not HAProxy.
+DEFAULT_MAX_RESPONSE = 16 * 1024 * 1024
+_RECV_SIZE = 65536
 STATES = ("ready", "drain", "maint")
 MIN_WEIGHT = 0
 MAX_WEIGHT = 256
@@ -169,11 +174,18 @@ def check_command(command):
 
 
 class SocketTransport:
-    """Sends one command per connection to a unix or TCP runtime socket and returns the answer."""
+    """Sends one command per connection to a unix or TCP runtime socket and returns the answer.
 
-    def __init__(self, address, timeout=DEFAULT_SOCKET_TIMEOUT):
+    ``timeout`` is one deadline per command: connecting, sending and every read of the answer share it, so a
+    peer that trickles its answer byte by byte fails at the deadline. At most ``max_response`` bytes of answer
+    are read; a peer that sends more fails with LBCommandError, and memory stays bounded.
+    """
+
+    def __init__(self, address, timeout=DEFAULT_SOCKET_TIMEOUT, max_response=DEFAULT_MAX_RESPONSE, clock=None):
         self.address = address if isinstance(address, SocketAddress) else parse_address(address)
         self.timeout = timeout
+        self.max_response = max_response
+        self.clock = clock or time.monotonic
 
     def _connect(self):
         addr = self.address
@@ -244,19 +256,31 @@ class SocketTransport:
         )
 
     def exchange(self, command):
-        """Send ``command`` and return HAProxy's whole answer as text."""
+        """Send ``command`` and return HAProxy's whole answer as text, within one deadline and the size cap."""
+        deadline = self.clock() + self.timeout
         sock = self._connect()
         try:
+            sock.settimeout(self._remaining(deadline))
             sock.sendall(command.encode("utf-8") + b"\n")
-            chunks = []
+            answer = bytearray()
             while True:
-                data = sock.recv(65536)
+                # The socket timeout is what is left of the command's deadline, not a fresh one per read.
+                sock.settimeout(self._remaining(deadline))
+                data = sock.recv(min(_RECV_SIZE, self.max_response + 1 - len(answer)))
                 if not data:
                     break
-                chunks.append(data)
+                answer += data
+                if len(answer) > self.max_response:
+                    raise LBCommandError(
+                        "HAProxy runtime socket %s sent more than %s in answer to %r; stopped reading. A real "
+                        "HAProxy answer is far smaller: check that sockets points at HAProxy's admin socket and "
+                        "not at another service." % (self.address.text, _size(self.max_response), command),
+                        socket=self.address.text,
+                    )
         except socket.timeout:
             raise LBUnreachableError(
-                "HAProxy runtime socket %s did not finish answering %r within %ss."
+                "HAProxy runtime socket %s did not finish answering %r within %ss (one deadline for the whole "
+                "answer). Check that HAProxy is not overloaded and that sockets points at HAProxy's admin socket."
                 % (self.address.text, command, self.timeout),
                 socket=self.address.text,
             ) from None
@@ -268,7 +292,22 @@ class SocketTransport:
             ) from exc
         finally:
             sock.close()
-        return b"".join(chunks).decode("utf-8", "replace")
+        return answer.decode("utf-8", "replace")
+
+    def _remaining(self, deadline):
+        """Seconds left before ``deadline``; socket.timeout once it has passed."""
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise socket.timeout("deadline passed")
+        return remaining
+
+
+def _size(count):
+    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
+        return "%d MiB" % (count // (1024 * 1024))
+    if count >= 1024 and count % 1024 == 0:
+        return "%d KiB" % (count // 1024)
+    return "%d bytes" % count
 
 
 # --------------------------------------------------------------------------------------------

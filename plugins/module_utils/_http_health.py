@@ -5,8 +5,9 @@
 
 :class:`HealthProbe` knows nothing about HTTP libraries: it calls ``fetch(timeout)``, which returns
 ``(status_code, body_bytes)`` for any answer (also 4xx/5xx) and raises for transport errors
-(refused, timeout, TLS). Time comes from injectable ``clock``/``sleep`` through the collection's
-generic poller (:func:`._waiter.wait_for`), so unit tests script responses and run in microseconds.
+(refused, timeout, TLS), or :class:`RedirectNotFollowed` for a redirect it may not follow. Time comes
+from injectable ``clock``/``sleep`` through the collection's generic poller (:func:`._waiter.wait_for`),
+so unit tests script responses and run in microseconds.
 
 A failed attempt (transport error, unexpected status, body or JSON mismatch) resets the streak.
 Header values never reach this module, so they cannot leak into results or messages.
@@ -18,11 +19,26 @@ import re
 import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError, WaitTimeout
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text, redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
 
 BODY_SNIPPET = 300
 _UNSET = object()
+
+
+class RedirectNotFollowed(Exception):
+    """``fetch`` raises this for a redirect it was not allowed to follow.
+
+    ``status`` and ``body`` are the redirect's own answer, ``location`` where it pointed (already redacted). A
+    probe whose ``status_codes`` list the redirect's status takes it as the answer; otherwise the attempt fails
+    with this message.
+    """
+
+    def __init__(self, msg, status, location, body=b""):
+        super().__init__(msg)
+        self.status = status
+        self.location = location
+        self.body = body
 
 
 class HealthCheckTimeout(WaitTimeout):
@@ -170,7 +186,7 @@ class HealthProbe:
         if request_timeout is None or request_timeout <= 0:
             raise ValidationError("request_timeout must be more than 0 seconds, got %r." % (request_timeout,))
         self.fetch = fetch
-        self.url = redact_url(url) if "://" in url else url
+        self.url = redact_url(url) if "://" in url else redact_text(url)
         self.status_codes = list(status_codes)
         self.body_regex = None
         if body_regex:
@@ -235,10 +251,15 @@ class HealthProbe:
             tally["attempts"] += 1
             try:
                 status, body = self.fetch(per_request)
+            except RedirectNotFollowed as exc:
+                # A redirect is an answer: it passes when its status is listed, else the attempt fails and says why.
+                tally["status"] = exc.status
+                tally["body"] = exc.body or b""
+                error = self.evaluate(exc.status, exc.body or b"") if exc.status in self.status_codes else str(exc)
             except Exception as exc:
                 tally["status"] = None
                 tally["body"] = b""
-                error = "request failed: %s" % (exc,)
+                error = "request failed: %s" % (redact_text(str(exc)),)
             else:
                 tally["status"] = status
                 tally["body"] = body if isinstance(body, bytes) else str(body).encode("utf-8", "replace")
@@ -279,7 +300,7 @@ class HealthProbe:
                 msg += " Last body (first %d of %d bytes): %r" % (
                     min(len(body), BODY_SNIPPET),
                     len(body),
-                    body[:BODY_SNIPPET].decode("utf-8", "replace"),
+                    redact_text(body[:BODY_SNIPPET].decode("utf-8", "replace")),
                 )
             raise HealthCheckTimeout(msg, result) from None
         result = self._result(tally, outcome.elapsed)
@@ -308,7 +329,7 @@ def probe_http(fetch, url, check_mode=False, method="GET", **options):
     In check mode, methods other than GET/HEAD/OPTIONS are not sent (they might change something).
     """
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-        raise ValidationError("url must start with http:// or https://, got %r." % (url,))
+        raise ValidationError("url must start with http:// or https://, got %r." % (redact_text(url),))
     json_value = options.pop("json_value", None)
     if json_value is not None:
         options["json_value"] = json_value

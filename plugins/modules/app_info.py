@@ -133,7 +133,12 @@ def main():
     try:
         head = None
         if params["artifact"] and params["artifact"].lower().startswith(("http://", "https://")):
-            head = make_fetch(params["artifact"], method="HEAD", validate_certs=params["health_validate_certs"])
+            head = make_fetch(
+                params["artifact"],
+                method="HEAD",
+                validate_certs=params["health_validate_certs"],
+                follow_redirects="all",  # like the download; this request carries no credentials
+            )
         result = read_app(
             params["path"],
             params["version"],

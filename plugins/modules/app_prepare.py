@@ -153,7 +153,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import download  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import make_fetch  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
     READINESS_SPEC,
@@ -188,8 +188,10 @@ def main():
     params = dict(module.params)
     redact_params(module.params, ["src", "health_url"])  # the invocation in the result shows params as they end
     release_args = {name: params[name] for name in RELEASE_OPTIONS}
-    release_args.update(src=params["src"], fetch=download)
+    release_args["src"] = params["src"]
     try:
+        # The download keeps min_free_space free too, within the release module's default deadline.
+        release_args["fetch"] = make_fetch(min_free_space=params["min_free_space"])
         result = prepare_app(
             params["path"],
             params["version"],

@@ -17,12 +17,18 @@ description:
   - Succeeds after O(consecutive_successes) passing answers in a row. Any failed attempt (connection error,
     timeout, unexpected status or body) resets the count.
   - Fails after O(timeout) seconds with the last status code, the last error and the start of the last body.
-  - Uses Ansible's own URL code, so the target needs no extra package.
+  - Each request has one deadline, O(request_timeout), from connecting to the last byte of the body, redirects
+    included. A server that sends its answer slowly, byte by byte, fails the attempt at that deadline.
+  - At most 1 MiB of each response body is read; O(body_regex) and O(json_path) see only that part.
+  - Redirects are not followed by default, see O(follow_redirects).
+  - Uses Python's own HTTP code and Ansible's TLS settings, so the target needs no extra package.
   - Never reports a change.
 options:
   url:
     description:
       - URL to probe, C(http://) or C(https://).
+      - User info (C(http://user:password@host/)) is sent as HTTP basic authentication, to the scheme, host and port
+        of this URL only.
       - User info and query string are left out of messages.
     type: str
     required: true
@@ -35,6 +41,8 @@ options:
     description:
       - Request headers. Their values are treated as secrets (for example C(Authorization)) and never shown in
         results or messages.
+      - They are sent only to the scheme, host and port of O(url). A redirect to another host or port, allowed by
+        O(follow_redirects=all), is requested without any of them.
     type: dict
   status_codes:
     description:
@@ -76,9 +84,23 @@ options:
     default: 120
   request_timeout:
     description:
-      - Seconds one request may take.
+      - Seconds one request may take in total, from connecting to the last byte of the body, redirects included.
+      - This is a deadline for the whole request, not a timeout per read.
     type: float
     default: 5
+  follow_redirects:
+    description:
+      - Which redirects (status 301, 302, 303, 307, 308) to follow.
+      - V(none) follows none. A redirect is then a failed attempt whose error says where it pointed, unless its
+        status is listed in O(status_codes), in which case it is the answer that is checked.
+      - V(same_origin) follows redirects that keep the scheme, host and port of O(url) (for example C(/health) to
+        C(/health/)). A redirect elsewhere is a failed attempt.
+      - V(all) follows any C(http://) or C(https://) redirect, at most 5 in a row. O(headers) and the user info of
+        O(url) are never sent to another scheme, host or port.
+    type: str
+    choices: [none, same_origin, all]
+    default: none
+    version_added: 0.2.0
   validate_certs:
     description:
       - Validate the server's TLS certificate for C(https://) URLs.
@@ -121,11 +143,16 @@ EXAMPLES = r"""
     consecutive_successes: 5
     interval: 2
 
-- name: Accept a redirect as ready, as long as the page says so
+- name: Accept a redirect as ready, as long as the page says so (the redirect is not followed)
   zerodowntime.rollout.http_health:
     url: http://127.0.0.1/ready
     status_codes: [200, 302]
     body_regex: "ready|redirecting"
+
+- name: Follow the app's redirect from /health to /health/ (same scheme, host and port only)
+  zerodowntime.rollout.http_health:
+    url: http://127.0.0.1:8080/health
+    follow_redirects: same_origin
 """
 
 RETURN = r"""
@@ -166,6 +193,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import make_fetch  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import probe_http  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 
 
 def argument_spec():
@@ -183,6 +211,7 @@ def argument_spec():
         "request_timeout": {"type": "float", "default": 5},
         "validate_certs": {"type": "bool", "default": True},
         "ca_path": {"type": "path"},
+        "follow_redirects": {"type": "str", "default": "none", "choices": ["none", "same_origin", "all"]},
     }
 
 
@@ -192,7 +221,8 @@ def main():
         supports_check_mode=True,
         required_by={"json_value": ["json_path"]},
     )
-    params = module.params
+    params = dict(module.params)
+    redact_params(module.params, ["url"])  # the invocation in the result shows params as they end
     try:
         result = probe_http(
             make_fetch(
@@ -202,6 +232,7 @@ def main():
                 validate_certs=params["validate_certs"],
                 ca_path=params["ca_path"],
                 agent="zerodowntime.rollout-http_health",
+                follow_redirects=params["follow_redirects"],
             ),
             url=params["url"],
             check_mode=module.check_mode,
@@ -216,7 +247,7 @@ def main():
             request_timeout=params["request_timeout"],
         )
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
     module.exit_json(**result)
 
 

@@ -4,6 +4,7 @@
 
 import contextlib
 import json
+import socket
 import threading
 import time
 
@@ -111,3 +112,104 @@ def test_http_health_probes():
     assert r["dead"]["failed"] is True and r["dead"]["status"] is None
     assert "Connection refused" in r["dead"]["msg"] and "none (no answer)" in r["dead"]["msg"]
     assert r["dead"]["attempts"] >= 2
+
+
+class TrickleServer:
+    """127.0.0.x: reads a request head, answers 200 with a 20-byte body sent one byte a second (bounded)."""
+
+    def __init__(self, address):
+        self.stop = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((address, 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.base_url = "http://%s:%d" % (address, self.listener.getsockname()[1])
+        self.workers = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        for _i in range(1200):  # at most 120 s
+            if self.stop.is_set():
+                return
+            try:
+                conn, _peer = self.listener.accept()
+            except OSError:
+                continue
+            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.workers.append(worker)
+            worker.start()
+
+    def _serve(self, conn):
+        with conn:
+            try:
+                conn.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    head += data
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+                for _i in range(20):
+                    if self.stop.wait(1.0):
+                        return
+                    conn.sendall(b"x")
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        for worker in self.workers:
+            worker.join(10)
+        self.listener.close()
+
+
+def redirect_responder(location):
+    def respond(handler):
+        return 302, b"moved", {"Location": location}
+
+    return respond
+
+
+def test_http_health_redirects_credentials_and_deadline():
+    with contextlib.ExitStack() as stack:
+        other = stack.enter_context(http_server("127.0.0.49", sequence_responder([(200, b"ok")])))
+        app = stack.enter_context(
+            http_server("127.0.0.48", redirect_responder(other.base_url + "/ready?token=t0ken-value"))
+        )
+        slow = TrickleServer("127.0.0.50")
+        stack.callback(slow.close)
+        once = {"timeout": 0, "consecutive_successes": 1, "headers": {"Authorization": SECRET}}
+        tasks = [
+            probe("refused", app.base_url + "/health", **once),
+            probe("same_origin", app.base_url + "/health", follow_redirects="same_origin", **once),
+            probe("all", app.base_url + "/health", follow_redirects="all", **once),
+            probe("trickle", slow.base_url + "/health", timeout=2, request_timeout=1.5, consecutive_successes=1),
+        ]
+        start = time.monotonic()
+        results, proc = run_tasks(tasks, extra_args=["-v"])
+        wall = time.monotonic() - start
+        other_requests = list(other.requests)
+    r = {task["name"]: res for task, res in zip(tasks, results)}
+
+    # Not followed by default: a failed probe that says where the redirect pointed (query redacted).
+    assert r["refused"]["failed"] is True and r["refused"]["status"] == 302
+    assert (
+        "redirect (302) to %s/ready?*** not followed: follow_redirects is none" % other.base_url in r["refused"]["msg"]
+    )
+    assert r["same_origin"]["failed"] is True
+    assert "it leaves %s, and follow_redirects is same_origin" % app.base_url in r["same_origin"]["msg"]
+
+    # follow_redirects=all reaches the other host, which never receives the Authorization header.
+    assert r["all"].get("failed") is False and r["all"]["status"] == 200, r["all"]
+    assert len(other_requests) == 1
+    assert not any(key.lower() == "authorization" for key in other_requests[0]["headers"])
+    assert SECRET not in proc.stdout and "s3cr3t" not in json.dumps(results) and "t0ken" not in json.dumps(results)
+
+    # A body trickled one byte a second: each attempt ends at request_timeout, the probe at its timeout.
+    assert r["trickle"]["failed"] is True and r["trickle"]["successes"] == 0
+    assert "no complete answer within" in r["trickle"]["msg"]
+    assert r["trickle"]["elapsed"] < 2 + 1.5 + 0.5
+    assert wall < 60

@@ -10,6 +10,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -523,3 +524,120 @@ def test_read_timeout_is_unreachable(short_tmp):
             rt.HAProxyRuntime(path, timeout=0.05).cli_level()
     finally:
         server.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# transport: hostile peers (one deadline per command, a cap on the answer)
+# ---------------------------------------------------------------------------------------------
+
+
+class HostileRuntimeServer:
+    """A fake runtime API on a unix socket or on 127.0.0.1: reads one command, then trickles or floods.
+
+    Every loop is bounded, and the thread stops when the client goes away or on close().
+    """
+
+    TRICKLE_BYTES = 8  # one byte a second: a client without an overall deadline reads for 8 s
+    FLOOD_CHUNKS = 1024  # 64 KiB each: at most 64 MiB
+
+    def __init__(self, behaviour, unix_path=None):
+        self.behaviour = behaviour
+        self.stop = threading.Event()
+        self.sent = 0
+        if unix_path:
+            self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.server.bind(unix_path)
+            self.address = unix_path
+        else:
+            self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.server.bind(("127.0.0.1", 0))
+            self.address = "tcp://127.0.0.1:%d" % self.server.getsockname()[1]
+        self.server.listen(1)
+        self.server.settimeout(10)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _peer = self.server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                conn.recv(1024)
+                if self.behaviour == "trickle":
+                    for _i in range(self.TRICKLE_BYTES):
+                        if self.stop.wait(1.0):
+                            return
+                        conn.sendall(b"1")
+                        self.sent += 1
+                else:
+                    chunk = b"x" * 65536
+                    for _i in range(self.FLOOD_CHUNKS):
+                        if self.stop.is_set():
+                            return
+                        conn.sendall(chunk)
+                        self.sent += len(chunk)
+            except OSError:
+                return  # the client gave up: what the tests want
+
+    def close(self):
+        self.stop.set()
+        self.server.close()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def hostile(request, short_tmp):
+    servers = []
+
+    def start(behaviour):
+        path = os.path.join(short_tmp, "admin.sock") if request.param == "unix" else None
+        servers.append(HostileRuntimeServer(behaviour, path))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_trickling_socket_fails_at_the_command_deadline(hostile):
+    server = hostile("trickle")
+    timeout = 2.5
+    start = time.monotonic()
+    with pytest.raises(LBUnreachableError) as info:
+        rt.HAProxyRuntime(server.address, timeout=timeout).cli_level()
+    elapsed = time.monotonic() - start
+    # Each byte arrives well within the timeout; only a deadline across all reads ends this.
+    assert timeout - 0.1 <= elapsed < timeout + 1.0, elapsed
+    assert "did not finish answering 'show cli level' within 2.5s" in info.value.msg
+    assert server.address in info.value.msg
+    assert server.sent < server.TRICKLE_BYTES
+
+
+def test_a_flooding_socket_fails_at_the_size_cap(hostile):
+    server = hostile("flood")
+    with pytest.raises(LBCommandError) as info:
+        rt.HAProxyRuntime(server.address, timeout=20).cli_level()
+    assert "sent more than 16 MiB in answer to 'show cli level'; stopped reading" in info.value.msg
+    assert server.address in info.value.msg
+    assert rt.DEFAULT_MAX_RESPONSE == 16 * 1024 * 1024
+    # The client stopped reading soon after the cap (the kernel buffers a few MiB at most).
+    server.stop.set()
+    server.thread.join(15)
+    assert server.sent < server.FLOOD_CHUNKS * 65536
+
+
+def test_answer_cap_counts_bytes_exactly(short_tmp):
+    """An answer of exactly max_response bytes passes; one byte more fails."""
+    path = os.path.join(short_tmp, "admin.sock")
+    thread, _received = serve_once(path, "x" * 100)
+    assert rt.SocketTransport(path, timeout=5, max_response=100).exchange("show info") == "x" * 100
+    thread.join(5)
+    os.unlink(path)
+    thread, _received = serve_once(path, "x" * 101)
+    with pytest.raises(LBCommandError, match="sent more than 100 bytes"):
+        rt.SocketTransport(path, timeout=5, max_response=100).exchange("show info")
+    thread.join(5)

@@ -1,10 +1,13 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The readiness probe with scripted responses and a fake clock."""
+"""The readiness probe with scripted responses and a fake clock, then through the HTTP helper against real servers."""
+
+import time
 
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError, WaitTimeout
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import make_fetch
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import (
     HealthCheckTimeout,
     HealthProbe,
@@ -238,3 +241,78 @@ def test_probe_http_entry_point():
     assert ran["attempts"] == 1
     with pytest.raises(ValidationError, match="http"):
         probe_http(fetch, "file:///etc/passwd")
+
+
+# ---------------------------------------------------------------------------------------------
+# Against real servers on 127.0.0.1: redirects are failed probes unless allowed, one deadline per request
+# ---------------------------------------------------------------------------------------------
+
+SECRET = "Bearer s3cr3t-token-value"
+
+
+@pytest.fixture
+def servers():
+    from ansible_collections.zerodowntime.rollout.tests.unit.plugins.module_utils.test_http import Server, TrickleServer
+
+    started = []
+
+    def start(kind, *args, **kwargs):
+        started.append({"http": Server, "trickle": TrickleServer}[kind](*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def real_probe(url, **kwargs):
+    fetch_options = {key: kwargs.pop(key) for key in ("headers", "follow_redirects") if key in kwargs}
+    kwargs.setdefault("interval", 0.1)
+    return HealthProbe(make_fetch(url, **fetch_options), url=url, **kwargs)
+
+
+def test_a_redirect_fails_the_probe_and_says_where_it_pointed(servers):
+    other = servers("http", {"/ready": (200, {}, b"ok")})
+    app = servers("http", {"/health": (302, {"Location": "%s/ready?token=abc" % other.base}, b"moved")})
+    p = real_probe(app.base + "/health", headers={"Authorization": SECRET}, timeout=0, consecutive_successes=1)
+    with pytest.raises(HealthCheckTimeout) as info:
+        p.run()
+    msg = info.value.msg
+    expected = "Last status: 302. Last error: redirect (302) to %s/ready?*** not followed: follow_redirects is none"
+    assert expected % other.base in msg
+    assert "abc" not in msg and "s3cr3t" not in msg
+    assert other.requests == []
+
+
+def test_a_redirect_listed_in_status_codes_is_an_answer_and_is_not_followed(servers):
+    other = servers("http", {"/": (200, {}, b"ok")})
+    app = servers("http", {"/": (302, {"Location": other.base + "/"}, b"redirecting")})
+    p = real_probe(
+        app.base + "/", status_codes=[200, 302], body_regex="redirecting", consecutive_successes=2, timeout=5
+    )
+    result = p.run()
+    assert result["status"] == 302 and result["successes"] == 2
+    assert other.requests == []
+
+
+def test_follow_redirects_all_reaches_another_origin_without_credentials(servers):
+    other = servers("http", {"/ready": (200, {}, b"ok")})
+    app = servers("http", {"/health": (302, {"Location": other.base + "/ready"}, b"")})
+    p = real_probe(
+        app.base + "/health", headers={"Authorization": SECRET}, follow_redirects="all", consecutive_successes=1
+    )
+    assert p.run()["status"] == 200
+    assert app.requests[0]["headers"]["authorization"] == SECRET
+    assert [r["headers"].get("authorization") for r in other.requests] == [None]
+
+
+def test_a_trickled_body_fails_the_probe_at_its_deadline(servers):
+    slow = servers("trickle", "body")
+    p = real_probe(slow.base + "/", timeout=2, request_timeout=1.5, interval=0.2, consecutive_successes=1)
+    start = time.monotonic()
+    with pytest.raises(HealthCheckTimeout) as info:
+        p.run()
+    elapsed = time.monotonic() - start
+    # At most timeout + one request_timeout, whatever the peer does.
+    assert elapsed < 2 + 1.5 + 0.5, elapsed
+    assert "Last error: request failed: no complete answer within" in info.value.msg
