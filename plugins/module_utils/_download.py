@@ -176,7 +176,7 @@ def _content_length(response):
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 class _Transfer:

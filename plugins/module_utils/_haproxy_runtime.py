@@ -138,7 +138,13 @@ def parse_address(text):
             host, sep, port = rest[1:].partition("]:")
         else:
             host, sep, port = rest.rpartition(":")
-        if not sep or not host or not _HOST_RE.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        if (
+            not sep
+            or not host
+            or not _HOST_RE.fullmatch(host)
+            or not (port.isascii() and port.isdigit())
+            or not 0 < int(port) < 65536
+        ):
             raise ValidationError("Invalid HAProxy socket %r: expected tcp://HOST:PORT. %s" % (text, hint))
         return SocketAddress(text, "tcp", host=host, port=int(port))
     raise ValidationError("Invalid HAProxy socket %r. %s" % (text, hint))
@@ -370,7 +376,7 @@ def parse_servers_state(text):
     version = None
     if lines and not lines[0].startswith("#"):
         version = lines[0].strip()
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()):
             raise LBCommandError("Unexpected answer to 'show servers state': %r" % (text.strip()[:200],))
         lines = lines[1:]
     if not lines or not lines[0].startswith("#"):

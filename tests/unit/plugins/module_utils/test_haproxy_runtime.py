@@ -641,3 +641,10 @@ def test_answer_cap_counts_bytes_exactly(short_tmp):
     with pytest.raises(LBCommandError, match="sent more than 100 bytes"):
         rt.SocketTransport(path, timeout=5, max_response=100).exchange("show info")
     thread.join(5)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99\u00b2", "tcp://127.0.0.1:\u0669\u0669"])
+def test_a_port_in_non_ascii_digits_is_refused_cleanly(address):
+    # str.isdigit() accepts superscripts and Arabic-Indic digits; int() then crashes or reads another number.
+    with pytest.raises(ValidationError):
+        rt.parse_address(address)
