@@ -154,13 +154,17 @@ options:
     default: []
   owner:
     description:
-      - User (name or id) that owns the unpacked release, and the directories this module creates.
-      - Applied when a release is unpacked.
+      - User (name or id) that owns the contents of the unpacked release and the directories created under
+        C(PATH/shared/). Applied when a release is unpacked.
+      - C(PATH), C(releases/), C(shared/), C(.rollout-tmp/), the state file and the lock always belong to the user
+        the module runs as (root under C(become)), so the app user cannot swap them for links. A layout made by an
+        earlier version, whose entries belong to O(owner), is taken back with a warning; a symbolic link or an
+        entry of any other user there is refused, and nothing is changed.
     type: str
   group:
     description:
-      - Group (name or id) of the unpacked release, and of the directories this module creates.
-      - Applied when a release is unpacked.
+      - Group (name or id) of the contents of the unpacked release and of the directories created under
+        C(PATH/shared/). Applied when a release is unpacked.
     type: str
   mode:
     description:
@@ -294,6 +298,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._download imp
     make_fetch,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import STATES, manage_release  # noqa: E402
 
 
@@ -327,7 +332,8 @@ def main():
             ("state", "absent", ["version"]),
         ],
     )
-    params = module.params
+    params = dict(module.params)
+    redact_params(module.params, ["src"])  # the invocation in the result shows params as they end
     try:
         fetch = make_fetch(
             timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
@@ -351,7 +357,9 @@ def main():
                 diff=module._diff,
             )
     except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(msg=redact_text(exc.msg), **exc.details)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
     module.exit_json(**result)
 
 
