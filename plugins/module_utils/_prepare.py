@@ -3,8 +3,10 @@
 # Private to the zerodowntime.rollout collection; not a public API, may change without notice.
 """Prepare an app host for its rollout in one call, while it still serves.
 
-Reads what :func:`read_app` reads (the releases, the rolled-back releases, one readiness probe when the host
-already runs the target), then unpacks the target release unless there is no point:
+Checks, when asked, that the app can be stopped and started here (the systemd unit exists and may be managed,
+or the programs of the stop and start commands exist). Reads what :func:`read_app` reads (the releases, the
+rolled-back releases, one readiness probe when the host already runs the target), then unpacks the target
+release unless there is no point:
 
 - the host already runs it (nothing to unpack; the caller decides whether it is ready);
 - it was rolled back on this host and is not retried on purpose (the caller refuses the host, so nothing is
@@ -19,14 +21,21 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info imp
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
 
 
-def prepare_app(path, version, release_args, quick_probe=None, retry_rolled_back=False, check_mode=False):
+def prepare_app(
+    path, version, release_args, quick_probe=None, retry_rolled_back=False, check_mode=False, service_check=None
+):
     """Read the host, then unpack ``version`` when it will be rolled. Returns the module result.
+
+    ``service_check()``, when given, runs first (for example :meth:`Service.check`: the unit exists and may be
+    managed, or the commands' programs exist) and raises to refuse the host before anything is written.
 
     ``release_args`` are :func:`manage_release`'s keyword arguments for the unpack (``src``, ``checksum``,
     ``allow_unverified``, ``keep``, ``min_free_space``, ``shared_paths``, ``owner``, ``group``, ``fetch``).
     The result is :func:`read_app`'s, plus ``prepared`` (the release is unpacked and complete, or would be in
     check mode), ``unpack`` (why it was or was not unpacked) and ``pruned``.
     """
+    if service_check is not None:
+        service_check()
     result = read_app(path, version, quick_probe=quick_probe)
     if result["on_target"]:
         why = "runs %s already: nothing to unpack" % version

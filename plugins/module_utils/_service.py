@@ -8,6 +8,7 @@ messages. After a stop, the app's port (when given) must be closed before the st
 """
 
 import errno
+import os
 import re
 import shlex
 import socket
@@ -58,6 +59,10 @@ def deadline_runner(run_command, timeout_bin=None):
         return rc, out, err
 
     return run
+
+
+def _executable(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def port_open(host, port, timeout=0.5):
@@ -124,6 +129,38 @@ class Service:
         except ValueError as exc:
             raise ValidationError("%s cannot be parsed: %s." % (what, exc)) from None
         return argv
+
+    def check(self, euid, which):
+        """Before anything changes: the unit exists and this user may manage it (systemd), or the programs of the
+        stop and start commands exist (command). ``which(name)`` finds a program on PATH (None when missing).
+        Raises ServiceError with a message that says nothing was changed."""
+        if self.manager == "systemd":
+            rc, out, err = self.run(["systemctl", "show", "--property=LoadState", "--value", self.name], 30.0)
+            if rc != 0:
+                raise ServiceError(
+                    "Cannot ask systemd about %s: systemctl exited with %d: %s. Is systemd running on this host? "
+                    "Nothing was changed." % (self.name, rc, _tail(err) or _tail(out) or "no output")
+                )
+            state = _tail(out)
+            if state != "loaded":
+                raise ServiceError(
+                    "The systemd unit %s is not known on this host (LoadState=%s). Check rolling_update_service_name. "
+                    "Nothing was changed." % (self.name, state or "empty")
+                )
+            if euid != 0:
+                raise ServiceError(
+                    "Stopping and starting the systemd unit %s needs root, and the rollout runs as uid %d on this "
+                    "host. Run it with become (for example ansible_become: true for the app hosts). Nothing was "
+                    "changed." % (self.name, euid)
+                )
+            return
+        for argv, what in ((self.stop_argv, "stop_command"), (self.start_argv, "start_command")):
+            program = argv[0]
+            if not (_executable(program) if "/" in program else which(program)):
+                raise ServiceError(
+                    "%s runs %s, which is not an executable program on this host%s. Fix the command. "
+                    "Nothing was changed." % (what, program, "" if "/" in program else " (not found on PATH)")
+                )
 
     def describe(self, action):
         return shlex.join(self.stop_argv if action == "stop" else self.start_argv)

@@ -65,6 +65,23 @@ options:
   group:
     description: Group of the release contents, as the M(zerodowntime.rollout.release) option.
     type: str
+  service_manager:
+    description:
+      - How the app is stopped and started, as the M(zerodowntime.rollout.app_replace) option. When set, the module
+        checks first, before anything is written, that this will work: for V(systemd) that O(service_name) is a unit
+        systemd knows and that the module runs as root; for V(command) that the programs of O(stop_command) and
+        O(start_command) exist. Not checked when omitted.
+    type: str
+    choices: [systemd, command]
+  service_name:
+    description: The systemd unit of the app, with O(service_manager=systemd).
+    type: str
+  start_command:
+    description: The command that starts the app, with O(service_manager=command).
+    type: str
+  stop_command:
+    description: The command that stops the app, with O(service_manager=command).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - zerodowntime.rollout.readiness
@@ -151,6 +168,8 @@ msg:
   type: str
 """
 
+import os  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import make_fetch  # noqa: E402
@@ -161,6 +180,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import Service, deadline_runner  # noqa: E402
 
 RELEASE_OPTIONS = ("checksum", "allow_unverified", "keep", "min_free_space", "shared_paths", "owner", "group")
 
@@ -178,6 +198,10 @@ def argument_spec():
         "shared_paths": {"type": "list", "elements": "str", "default": []},
         "owner": {"type": "str"},
         "group": {"type": "str"},
+        "service_manager": {"type": "str", "choices": ["systemd", "command"]},
+        "service_name": {"type": "str"},
+        "start_command": {"type": "str"},
+        "stop_command": {"type": "str"},
     }
     spec.update(READINESS_SPEC)
     return spec
@@ -192,6 +216,19 @@ def main():
     try:
         # The download keeps min_free_space free too, within the release module's default deadline.
         release_args["fetch"] = make_fetch(min_free_space=params["min_free_space"])
+        service_check = None
+        if params["service_manager"]:
+            service = Service(
+                params["service_manager"],
+                name=params["service_name"],
+                start_command=params["start_command"],
+                stop_command=params["stop_command"],
+                run=deadline_runner(module.run_command, module.get_bin_path("timeout")),
+            )
+
+            def service_check():
+                service.check(os.geteuid(), lambda name: module.get_bin_path(name))
+
         result = prepare_app(
             params["path"],
             params["version"],
@@ -199,6 +236,7 @@ def main():
             quick_probe=readiness_probe(params, 1, 0),
             retry_rolled_back=params["retry_rolled_back"],
             check_mode=module.check_mode,
+            service_check=service_check,
         )
     except RolloutError as exc:
         module.fail_json(msg=redact_text(exc.msg), **exc.details)

@@ -330,3 +330,26 @@ def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotat
         assert not os.path.exists(resume_record_path(fleet3, h["name"]))
     assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
     assert summary.failed == 0, summary.format()
+
+
+def test_a_start_command_that_cannot_run_stops_the_rollout_before_any_host_leaves_rotation(fleet3, tmp_path):
+    """The host's stop and start commands are checked while it still serves, in the same call that unpacks: a
+    start command whose program does not exist halts the rollout there, with no host drained or stopped."""
+    hosts = fleet3.data["hosts"]
+    names = [h["name"] for h in hosts]
+    pids = {n: fleet3.host_pid(n) for n in names}
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
+    proc, summary, sampler = rollout_under_load(
+        fleet3, inv, artifact, sha, rate=50.0, rolling_update_start_command="/nonexistent/app-ctl start"
+    )
+    out = proc.stdout
+    assert proc.returncode != 0, out[-3000:]
+    assert "Preparing app1 failed: start_command runs /nonexistent/app-ctl, which is not an executable" in out, out[
+        -3000:
+    ]
+    assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
+    assert {n: fleet3.host_pid(n) for n in names} == pids
+    assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
+    assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
+    assert summary.failed == 0, summary.format()

@@ -247,3 +247,47 @@ def test_command_service_stop_deadline():
     with pytest.raises(ServiceError, match="did not finish within"):
         service.stop()
     assert time.monotonic() - start < 3
+
+
+# --- the check before anything changes (app_prepare) ---------------------------------------------------
+
+
+def test_check_accepts_a_loaded_unit_as_root():
+    run = FakeRun((0, b"loaded\n", b""))
+    Service("systemd", name="app.service", run=run).check(0, shutil.which)
+    assert run.calls[0][0] == ["systemctl", "show", "--property=LoadState", "--value", "app.service"]
+
+
+def test_check_refuses_a_unit_systemd_does_not_know():
+    run = FakeRun((0, b"not-found\n", b""))
+    with pytest.raises(ServiceError, match=r"app\.srvice is not known on this host \(LoadState=not-found\)"):
+        Service("systemd", name="app.srvice", run=run).check(0, shutil.which)
+    assert len(run.calls) == 1  # only the read: nothing stopped
+
+
+def test_check_refuses_systemd_without_root_and_names_become():
+    run = FakeRun((0, b"loaded\n", b""))
+    with pytest.raises(ServiceError, match="needs root.*uid 1000.*become"):
+        Service("systemd", name="app.service", run=run).check(1000, shutil.which)
+
+
+def test_check_refuses_when_systemd_cannot_be_asked():
+    run = FakeRun((1, b"", b"System has not been booted with systemd as init system (PID 1)."))
+    with pytest.raises(ServiceError, match="Cannot ask systemd about app.service.*not been booted"):
+        Service("systemd", name="app.service", run=run).check(0, shutil.which)
+
+
+def test_check_finds_the_command_programs(tmp_path):
+    script = tmp_path / "ctl"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    run = FakeRun()
+    Service("command", start_command="%s start" % script, stop_command="sh -c 'exit 0'", run=run).check(
+        1000, shutil.which
+    )
+    assert run.calls == []  # nothing is run to check a command
+    script.chmod(0o644)
+    with pytest.raises(ServiceError, match="stop_command runs .*/ctl, which is not an executable program"):
+        Service("command", start_command="true", stop_command="%s stop" % script, run=run).check(0, shutil.which)
+    with pytest.raises(ServiceError, match=r"start_command runs app-ctll, .* \(not found on PATH\)"):
+        Service("command", start_command="app-ctll start", stop_command="true", run=run).check(0, shutil.which)
