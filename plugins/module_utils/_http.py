@@ -91,8 +91,8 @@ def _seconds(value):
 # --------------------------------------------------------------------------------------------
 
 
-class _DeadlineSocket(socket.socket):
-    """A TCP socket that gives each send/receive only what is left of the request's deadline."""
+class _BoundedWaits:
+    """Gives each send/receive of the socket it is mixed into only what is left of the request's deadline."""
 
     deadline = None
 
@@ -114,29 +114,14 @@ class _DeadlineSocket(socket.socket):
         return self._bounded(super().sendall, *args, **kwargs)
 
 
+class _DeadlineSocket(_BoundedWaits, socket.socket):
+    """A TCP socket whose every wait is bounded by the request's deadline."""
+
+
 if ssl is not None:
 
-    class _DeadlineSSLSocket(ssl.SSLSocket):
+    class _DeadlineSSLSocket(_BoundedWaits, ssl.SSLSocket):
         """The TLS counterpart of :class:`_DeadlineSocket` (the handshake is bounded by the connect-time rest)."""
-
-        deadline = None
-
-        def _bounded(self, method, *args, **kwargs):
-            if self.deadline is None:
-                return method(*args, **kwargs)
-            return self.deadline.call(self, method, args, kwargs)
-
-        def recv(self, *args, **kwargs):
-            return self._bounded(super().recv, *args, **kwargs)
-
-        def recv_into(self, *args, **kwargs):
-            return self._bounded(super().recv_into, *args, **kwargs)
-
-        def send(self, *args, **kwargs):
-            return self._bounded(super().send, *args, **kwargs)
-
-        def sendall(self, *args, **kwargs):
-            return self._bounded(super().sendall, *args, **kwargs)
 
 
 class _DeadlineConnectionMixin:

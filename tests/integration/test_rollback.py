@@ -46,6 +46,19 @@ def rollout_under_load(fleet, inv, artifact, sha, rate=100.0, **extra):
     return proc, summary, sampler
 
 
+def assert_halted_while_preparing(fleet, pids, proc, summary, sampler):
+    """The rollout halted while preparing the hosts: lock released, no host drained, stopped or switched, no failed
+    request. Returns the playbook's output for the caller's own checks."""
+    out = proc.stdout
+    assert proc.returncode != 0, out[-3000:]
+    assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
+    assert {n: fleet.host_pid(n) for n in pids} == pids
+    assert [version_of(h) for h in fleet.data["hosts"]] == ["v1"] * len(pids)
+    assert sampler.out_of_rotation_seconds() == dict.fromkeys(pids, 0), sampler.out_of_rotation_seconds()
+    assert summary.failed == 0, summary.format()
+    return out
+
+
 @pytest.fixture
 def fleet3(tmp_path):
     fleet = Fleet.up(
@@ -318,38 +331,23 @@ def test_a_release_that_cannot_be_unpacked_stops_the_host_before_it_leaves_rotat
     proc, summary, sampler = rollout_under_load(
         fleet3, inv, artifact, sha, rate=50.0, rolling_update_min_free_space="99.9%"
     )
-    out = proc.stdout
-    assert proc.returncode != 0, out[-3000:]
+    out = assert_halted_while_preparing(fleet3, pids, proc, summary, sampler)
     assert "Preparing app1 failed:" in out, out[-3000:]
     assert "not enough disk space to unpack v2" in out and "min_free_space 99.9%" in out, out[-3000:]
-    assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
-    assert {n: fleet3.host_pid(n) for n in names} == pids
-    assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
     for h in hosts:
         assert not os.path.exists(os.path.join(h["deploy_path"], "releases", "v2"))
         assert not os.path.exists(resume_record_path(fleet3, h["name"]))
-    assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
-    assert summary.failed == 0, summary.format()
 
 
 def test_a_start_command_that_cannot_run_stops_the_rollout_before_any_host_leaves_rotation(fleet3, tmp_path):
     """The host's stop and start commands are checked while it still serves, in the same call that unpacks: a
     start command whose program does not exist halts the rollout there, with no host drained or stopped."""
-    hosts = fleet3.data["hosts"]
-    names = [h["name"] for h in hosts]
-    pids = {n: fleet3.host_pid(n) for n in names}
+    pids = {h["name"]: fleet3.host_pid(h["name"]) for h in fleet3.data["hosts"]}
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet3, str(tmp_path / "inventory.yml"))
     proc, summary, sampler = rollout_under_load(
         fleet3, inv, artifact, sha, rate=50.0, rolling_update_start_command="/nonexistent/app-ctl start"
     )
-    out = proc.stdout
-    assert proc.returncode != 0, out[-3000:]
-    assert "Preparing app1 failed: start_command runs /nonexistent/app-ctl, which is not an executable" in out, out[
-        -3000:
-    ]
-    assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
-    assert {n: fleet3.host_pid(n) for n in names} == pids
-    assert [version_of(h) for h in hosts] == ["v1", "v1", "v1"]
-    assert sampler.out_of_rotation_seconds() == dict.fromkeys(names, 0), sampler.out_of_rotation_seconds()
-    assert summary.failed == 0, summary.format()
+    out = assert_halted_while_preparing(fleet3, pids, proc, summary, sampler)
+    expected = "Preparing app1 failed: start_command runs /nonexistent/app-ctl, which is not an executable"
+    assert expected in out, out[-3000:]

@@ -15,7 +15,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info imp
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
-from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import archive
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import Probe, archive
 
 NOW = 1700000000.0
 WHEN = "2023-11-14T22:13:20Z"
@@ -37,17 +37,6 @@ class Head:
         if self.error is not None:
             raise self.error
         return self.status, b""
-
-
-class Probe:
-    def __init__(self, error=None):
-        self.error, self.calls = error, 0
-
-    def run(self):
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return {"status": 200}
 
 
 @pytest.fixture

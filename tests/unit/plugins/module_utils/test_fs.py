@@ -5,12 +5,11 @@
 import os
 import shutil
 import stat
-import subprocess
-import tempfile
 
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils import _fs
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.hostile import as_nobody, shared_dir
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
@@ -21,15 +20,6 @@ needs_setpriv = pytest.mark.skipif(
 
 def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def as_nobody(*argv):
-    subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        check=True,
-        timeout=30,
-        capture_output=True,
-    )
 
 
 @pytest.fixture
@@ -43,16 +33,9 @@ def umask0():
 
 @pytest.fixture
 def shared():
-    """A sticky world-writable directory like /var/tmp, that nobody can reach: <0711 dir>/shared (01777)."""
-    top = tempfile.mkdtemp(prefix="zdr-fs-test-", dir="/tmp")
-    try:
-        os.chmod(top, 0o711)
-        path = os.path.join(top, "shared")
-        os.mkdir(path)
-        os.chmod(path, 0o1777)
+    """A sticky world-writable directory like /var/tmp, that nobody can reach."""
+    with shared_dir("zdr-fs-test-") as path:
         yield path
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture

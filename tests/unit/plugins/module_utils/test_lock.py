@@ -3,8 +3,6 @@ import multiprocessing
 import os
 import shutil
 import stat
-import subprocess
-import tempfile
 import time
 
 import pytest
@@ -16,6 +14,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock import 
     acquire,
     release,
 )
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.hostile import as_nobody, shared_dir
 
 
 class Clock:
@@ -389,32 +388,15 @@ NOBODY = 65534
 SECRET = "s3cret-token-of-root"
 
 
-def as_nobody(*argv):
-    """Run ``argv`` as the unprivileged user ``nobody`` (the attacker)."""
-    subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        check=True,
-        timeout=30,
-        capture_output=True,
-    )
-
-
 def nobody_writes(path, text):
     as_nobody("sh", "-c", 'printf %s "$1" > "$2"', "sh", text, path)
 
 
 @pytest.fixture
 def shared():
-    """A sticky world-writable directory like /var/tmp, that nobody can reach: <0711 dir>/shared (01777)."""
-    top = tempfile.mkdtemp(prefix="zdr-lock-test-", dir="/tmp")
-    try:
-        os.chmod(top, 0o711)
-        path = os.path.join(top, "shared")
-        os.mkdir(path)
-        os.chmod(path, 0o1777)
+    """A sticky world-writable directory like /var/tmp, that nobody can reach."""
+    with shared_dir("zdr-lock-test-") as path:
         yield path
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture

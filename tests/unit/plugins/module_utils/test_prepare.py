@@ -10,23 +10,12 @@ import pytest
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import describe_releases, manage_release
-from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import archive
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import Probe, archive
 
 
 def sha(path):
     with open(path, "rb") as handle:
         return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
-
-
-class Probe:
-    def __init__(self, error=None):
-        self.error, self.calls = error, 0
-
-    def run(self):
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return {"status": 200}
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import tempfile
 
 import pytest
 
@@ -19,6 +17,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._records impo
     RecordStore,
     record_key,
 )
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.hostile import as_nobody, shared_dir
 
 KEY = record_key("haproxy", ["/run/haproxy/a.sock"], "be_app-web1")
 OTHER_UID = 65534
@@ -246,28 +245,11 @@ needs_setpriv = pytest.mark.skipif(
 )
 
 
-def as_nobody(*argv):
-    """Run ``argv`` as the unprivileged user ``nobody`` (another local user, the attacker)."""
-    subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        check=True,
-        timeout=30,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def shared():
-    """A sticky world-writable directory like /var/tmp, that nobody can reach: <0711 dir>/shared (01777)."""
-    top = tempfile.mkdtemp(prefix="zdr-records-test-", dir="/tmp")
-    try:
-        os.chmod(top, 0o711)
-        path = os.path.join(top, "shared")
-        os.mkdir(path)
-        os.chmod(path, 0o1777)
+    """A sticky world-writable directory like /var/tmp, that nobody can reach."""
+    with shared_dir("zdr-records-test-") as path:
         yield path
-    finally:
-        shutil.rmtree(top)
 
 
 def test_missing_parents_are_created_private_whatever_the_umask(tmp_path, umask):
