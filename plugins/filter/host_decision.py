@@ -13,6 +13,9 @@ description:
   - V(refuse) when a load balancer did not answer or does not know the server, when the release was rolled back on
     the host (unless retried on purpose), or when someone other than a rollout took the server out of rotation and
     O(options.admin_down) is V(fail).
+  - With the AWS load balancers, the decision reads O(options) C(aws), the result of M(zerodowntime.rollout.rotation)
+    O(zerodowntime.rollout.rotation#module:state=read) with provider C(elbv2) or C(elb_classic). It is V(refuse) when
+    the target is registered with no target group (Classic ELB) and no resume record says that a rollout took it out.
   - V(skip) when the host already runs the release, answers its readiness probe and is in rotation everywhere (or
     was taken out by someone else and O(options.admin_down) is V(skip)). Otherwise V(roll).
 options:
@@ -30,7 +33,9 @@ options:
   options:
     description:
       - C(host), C(version), C(lb) (haproxy, elbv2, elb_classic or none), C(admin_down) (fail, skip or roll),
-        C(retry_rolled_back), C(backend), C(server), and for AWS C(aws_in_rotation) and C(aws_drained).
+        C(retry_rolled_back), C(backend), C(server), and for AWS C(aws), the registered result of
+        M(zerodowntime.rollout.rotation) O(state=read) (C(in_rotation), C(places), C(record), C(target_id)).
+      - Without C(aws), the booleans C(aws_in_rotation) and C(aws_drained) (a resume record exists) are used instead.
     type: dict
     required: true
 """
@@ -76,12 +81,45 @@ def _foreign_msg(host, foreign):
     )
 
 
+def _aws_view(host, lb, aws):
+    """``(in_rotation, resumed, refusal)`` from a rotation ``state=read`` result of an AWS provider."""
+    if aws.get("failed") or "in_rotation" not in aws:
+        refusal = "AWS could not be read for %s: %s Refused in preflight: nothing was changed." % (
+            host,
+            aws.get("msg") or "no answer.",
+        )
+        return False, False, refusal
+    resumed = bool(aws.get("record"))
+    if not aws.get("places") and not resumed:
+        searched = [str(p) for p in aws.get("searched") or [] if p]
+        refusal = (
+            "%s (%s) is not registered with any %s%s. Register it first, or check rolling_update_aws_target_id. "
+            "Nothing was changed."
+            % (
+                aws.get("target_id") or "its target",
+                host,
+                "target group" if lb == "elbv2" else "Classic ELB",
+                " of " + ", ".join(searched) if searched else "",
+            )
+        )
+        return False, False, refusal
+    return bool(aws.get("in_rotation")), resumed, None
+
+
 def host_decision(app, lbs, options):
     host = options.get("host", "this host")
     version = options.get("version")
     lb = options.get("lb", "haproxy")
     rows, unreachable = _lb_rows(lbs if lb == "haproxy" else [])
     out = {"action": "roll", "msg": "", "in_rotation": None, "admin_down": False, "resumed": False, "lbs": rows}
+    aws = options.get("aws") if lb in ("elbv2", "elb_classic") else None
+    if isinstance(aws, dict) and aws and not aws.get("skipped"):
+        aws_in_rotation, aws_resumed, refusal = _aws_view(host, lb, aws)
+        if refusal:
+            out.update(action="refuse", msg=refusal)
+            return out
+    else:
+        aws_in_rotation, aws_resumed = bool(options.get("aws_in_rotation")), bool(options.get("aws_drained"))
     if unreachable:
         out.update(
             action="refuse",
@@ -101,14 +139,14 @@ def host_decision(app, lbs, options):
             % (options.get("backend"), options.get("server"), ", ".join(missing)),
         )
         return out
-    resumed = any(r["record"] for r in rows) or bool(options.get("aws_drained"))
+    resumed = any(r["record"] for r in rows) or aws_resumed
     foreign = [r for r in rows if r["admin_state"] != "ready" and not r["record"]]
     out["resumed"] = resumed
     out["admin_down"] = bool(foreign)
     if lb == "haproxy":
         out["in_rotation"] = bool(rows) and all(r["in_rotation"] for r in rows)
     elif lb in ("elbv2", "elb_classic"):
-        out["in_rotation"] = bool(options.get("aws_in_rotation"))
+        out["in_rotation"] = aws_in_rotation
     else:
         out["in_rotation"] = True
     mode = options.get("admin_down", "fail")

@@ -29,7 +29,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 DEFAULT_TIMEOUT = 300
 # Our name for "the load balancer does not know the instance at all".
 ABSENT = "absent"
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")  # fullmatch: "$" accepts a final newline
 _DESCRIBE_BATCH = 20
 _NOT_FOUND_CODES = ("LoadBalancerNotFound", "AccessPointNotFound")
 
@@ -82,6 +82,10 @@ class ClassicELBInstance(LoadBalancerMembership):
     }
     REACHED = {"registered": "InService", "deregistered": "Out of service"}
 
+    def __init__(self, client, aws_retry=False, clock=None, sleep=None, rand=None):
+        super().__init__(client, aws_retry=aws_retry, clock=clock, sleep=sleep, rand=rand)
+        self.members = {}  # load balancer name -> every instance it lists, as last read by every_health
+
     # ------------------------------------------------------------------ reads
 
     def _describe_load_balancers(self, **params):
@@ -131,6 +135,23 @@ class ClassicELBInstance(LoadBalancerMembership):
                 return _health(state.get("State"), state.get("ReasonCode"), state.get("Description"))
         return _health()
 
+    def every_health(self, name):
+        """``{instance id: health}`` of every instance the ELB lists, in one call; kept in ``self.members[name]``
+        (for a capacity guard)."""
+        answer = self.aws.call(
+            "describe_instance_health",
+            "describe the health of the instances on load balancer %s" % name,
+            LoadBalancerName=name,
+        )
+        healths = {}
+        for state in answer.get("InstanceStates") or []:
+            if state.get("InstanceId"):
+                healths[state["InstanceId"]] = _health(
+                    state.get("State"), state.get("ReasonCode"), state.get("Description")
+                )
+        self.members[name] = [{"id": i, "state": h["state"]} for i, h in healths.items()]
+        return healths
+
     def connection_draining(self, name):
         """Connection-draining timeout of the ELB in seconds, or None when draining is off."""
         answer = self.aws.call(
@@ -162,20 +183,37 @@ class ClassicELBInstance(LoadBalancerMembership):
         :raises RolloutError: ValidationError, NotFoundError, WaitTimeout.
         """
         start = self.clock()
-        if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
+        self.validate(instance_id, state, load_balancers, timeout, poll_interval)
+        self.entries = self.plan(self.locate(instance_id, state, load_balancers), instance_id, state)
+        return self.execute(instance_id, state, start, wait, timeout, poll_interval, check_mode, diff)
+
+    # The phases of ``ensure``, also used by the rotation layer (``_rotation_aws``), which reads once, checks the
+    # capacity guard and writes its resume record between ``plan`` and ``execute``.
+
+    def validate(self, instance_id, state, load_balancers=None, timeout=DEFAULT_TIMEOUT, poll_interval=POLL_INTERVAL):
+        """Refuse bad arguments before any call (ValidationError)."""
+        if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
             raise ValidationError("instance_id must be an EC2 instance id (i-...), got %r." % (instance_id,))
         self._validate(state, timeout, poll_interval, load_balancers, allow_none_timeout=False)
 
+    def locate(self, instance_id, state, load_balancers=None):
+        """Resolve (or discover) the load balancers before any change: ``[(name, [instance ids it lists])]``."""
         if load_balancers is None:
             known = [(name, [instance_id]) for name in self.discover(instance_id)]
             self._refuse_empty_discovery(instance_id, state, known)
-        else:
-            known = self.describe_load_balancers(list(load_balancers))
+            return known
+        return self.describe_load_balancers(list(load_balancers))
 
+    def plan(self, known, instance_id, state, healths=None):
+        """One entry per load balancer of ``known``; changes nothing. ``healths``: ``{name: every_health(name)}``
+        already read (else the instance's health is read on each load balancer)."""
         entries = []
         for name, instances in known:
             registered = instance_id in instances
-            before = self.instance_health(name, instance_id)
+            if healths is not None and name in healths:
+                before = dict(healths[name].get(instance_id) or _health())
+            else:
+                before = self.instance_health(name, instance_id)
             if not registered and before["state"] == "Unknown":
                 before = _health()
             before["registered"] = registered
@@ -187,10 +225,23 @@ class ClassicELBInstance(LoadBalancerMembership):
                     "after": None,
                 }
             )
-        self.entries = entries
-        changed = any(e["changed"] for e in entries)
+        return entries
+
+    def execute(
+        self,
+        instance_id,
+        state,
+        start,
+        wait=True,
+        timeout=DEFAULT_TIMEOUT,
+        poll_interval=POLL_INTERVAL,
+        check_mode=False,
+        diff=False,
+    ):
+        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``."""
+        entries = self.entries
         result = {
-            "changed": changed,
+            "changed": any(e["changed"] for e in entries),
             "instance_id": instance_id,
             "state": state,
             "load_balancers": entries,

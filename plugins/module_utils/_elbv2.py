@@ -34,7 +34,7 @@ DEFAULT_DEREGISTRATION_DELAY = 300
 # Our name for "not in the target group" (AWS lists nothing, or says unused/Target.NotRegistered).
 ABSENT = "absent"
 _NOT_REGISTERED = "Target.NotRegistered"
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")  # fullmatch: "$" accepts a final newline
 _DESCRIBE_BATCH = 20
 # A bad ARN is a ValidationError, an unknown name or ARN a TargetGroupNotFound.
 _NOT_FOUND_CODES = ("TargetGroupNotFound", "ValidationError")
@@ -100,7 +100,7 @@ def _check_target_type(target_id, group):
     """Refuse a target that cannot belong to ``group`` (an IP in an instance group, a Lambda group...)."""
     kind = group["target_type"]
     if kind == "instance":
-        ok = bool(_INSTANCE_ID.match(target_id))
+        ok = bool(_INSTANCE_ID.fullmatch(target_id))
         wanted = "an EC2 instance id (i-...)"
     elif kind == "ip":
         try:
@@ -271,28 +271,56 @@ class ELBv2Targets(LoadBalancerMembership):
         :raises RolloutError: ValidationError, NotFoundError, WaitTimeout.
         """
         start = self.clock()
+        self.validate(target_id, state, target_groups, port, timeout, poll_interval)
+        self.entries = self.plan(self.locate(target_id, state, target_groups), target_id, state, port)
+        return self.execute(target_id, state, start, port, wait, timeout, poll_interval, check_mode, diff)
+
+    # The phases of ``ensure``, also used by the rotation layer (``_rotation_aws``), which reads once, checks the
+    # capacity guard and writes its resume record between ``plan`` and ``execute``.
+
+    def validate(self, target_id, state, target_groups=None, port=None, timeout=None, poll_interval=POLL_INTERVAL):
+        """Refuse bad arguments before any call (ValidationError)."""
         _validate_target(target_id, port)
         self._validate(state, timeout, poll_interval, target_groups)
 
-        # Resolve, read and check everything before any change.
+    def locate(self, target_id, state, target_groups=None):
+        """Resolve (or discover), read and check every target group before any change: ``[(group, descriptions)]``.
+
+        Every group read also fills ``self.members`` (all the targets of the group, for a capacity guard)."""
         if target_groups is None:
             found = self.discover(target_id)
             self._refuse_empty_discovery(target_id, state, found)
-        else:
-            groups = self.describe_groups(list(target_groups))
-            problems = [p for p in (_check_target_type(target_id, g) for g in groups) if p]
-            if problems:
-                raise ValidationError(
-                    "Cannot manage %s in these target groups: %s Nothing was changed in any target group."
-                    % (target_id, " ".join(problems)),
-                    changed=False,
-                )
-            found = [(g, self.target_descriptions(g, target_id)) for g in groups]
+            return found
+        groups = self.describe_groups(list(target_groups))
+        problems = [p for p in (_check_target_type(target_id, g) for g in groups) if p]
+        if problems:
+            raise ValidationError(
+                "Cannot manage %s in these target groups: %s Nothing was changed in any target group."
+                % (target_id, " ".join(problems)),
+                changed=False,
+            )
+        return [(g, self.target_descriptions(g, target_id)) for g in groups]
 
-        self.entries = entries = self._plan(found, target_id, state, port)
-        changed = any(e["changed"] for e in entries)
+    def plan(self, found, target_id, state, port=None):
+        """One entry per target group and port of ``found`` (see RETURN ``target_groups``); changes nothing."""
+        return self._plan(found, target_id, state, port)
+
+    def execute(
+        self,
+        target_id,
+        state,
+        start,
+        port=None,
+        wait=True,
+        timeout=None,
+        poll_interval=POLL_INTERVAL,
+        check_mode=False,
+        diff=False,
+    ):
+        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``."""
+        entries = self.entries
         result = {
-            "changed": changed,
+            "changed": any(e["changed"] for e in entries),
             "target_id": target_id,
             "state": state,
             "port": port,

@@ -16,6 +16,10 @@ a value of 0 or less takes every remaining host at once.
 import copy
 from collections.abc import Sequence
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws_capacity import (
+    back_in_rotation as back_in_rotation_rows,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws_capacity import evaluate_targets
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._capacity import evaluate, evaluate_aws
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 
@@ -215,9 +219,11 @@ def _host_verdict(rec, entries, records, back_in_rotation):
         targets = [(records.get(e["host"]) or {}).get("target_id") or "" for e in entries]
         names = [p.get("load_balancer_name") for p in places] if lb == "elb_classic" else None
         back = {entry[2] for entry in back_in_rotation if entry[0] == "aws"}
-        return evaluate_aws(
-            _aws_back_in_rotation(rec.get("aws_capacity"), back), targets, rec.get("min_healthy"), names
-        )
+        capacity = rec.get("aws_capacity") or {}
+        if "rows" in capacity:
+            # The rows the rotation module's read returned (the drain evaluates the same rows on its own read).
+            return evaluate_targets(back_in_rotation_rows(capacity["rows"], back), targets, rec.get("min_healthy"))
+        return evaluate_aws(_aws_back_in_rotation(capacity, back), targets, rec.get("min_healthy"), names)
     return "no load balancer (rolling_update_lb: %s)" % lb
 
 
@@ -260,7 +266,8 @@ def build_plan(hosts, serial, records=None):
     ``version`` (target), ``current`` (target of the ``current`` symlink), ``ready``, ``marker``, ``lb``,
     ``lbs`` (``haproxy_server_view`` rows), ``aws_places``, ``skip``, ``admin_down``, ``admin_down_mode``,
     ``server``, ``backend``, ``min_healthy``, ``haproxy_info`` (registered ``haproxy_server_info`` results),
-    ``target_id`` and ``aws_capacity`` (the ``elbv2_target`` check or ``elb_classic_lb_info`` result), or
+    ``target_id`` and ``aws_capacity`` (``{"rows": ...}`` from ``rotation state=read``; an ``elbv2_target`` check or
+    ``elb_classic_lb_info`` result is still understood), or
     ``error`` (why preflight refused the host). Without records only the batches are worked out.
 
     Later batches are evaluated as if the earlier ones succeeded: the hosts they roll are back in

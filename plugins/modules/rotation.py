@@ -9,8 +9,9 @@ short_description: Take one server out of its load balancers' rotation, or put i
 version_added: 0.2.0
 author: zerodowntime.rollout contributors (@zerodowntime)
 description:
-  - The load balancer half of a host's zero-downtime transaction, as one call per load balancer host. The
-    C(zerodowntime.rollout.rolling_update) role uses it for HAProxy; it can be called from any playbook.
+  - The load balancer half of a host's zero-downtime transaction, as one call per load balancer host (HAProxy) or
+    one call for all the AWS load balancers of a target (ELBv2 target groups, Classic ELBs). The
+    C(zerodowntime.rollout.rolling_update) role uses it for every load balancer; it can be called from any playbook.
   - Every name is validated and every socket is read before the first command is sent. A socket that does not
     answer, a backend or server it does not know, or a capacity guard that says no fails the call with nothing
     changed.
@@ -25,14 +26,25 @@ description:
     back. So the next run can tell "drained by a rollout" from "taken out by someone else".
   - Results carry RV(steps), the seconds this call spent in its step (C(drain) or C(enable)), which the rollout
     report lays out.
+  - "With the AWS providers (O(provider=elbv2), O(provider=elb_classic)) the server is an AWS target (O(target_id)).
+    O(state=read) resolves or discovers its target groups (or Classic ELBs) and reads each once. O(state=out) evaluates
+    the capacity guard on that read (the targets AWS reports C(healthy), or the instances C(InService)), writes the
+    resume record with exactly where the target is registered (target groups and ports, or ELB names), deregisters it
+    and waits until the load balancers have drained it (by default the longest deregistration delay plus 60 seconds,
+    or the connection-draining timeout). O(state=in) registers it back exactly where the resume record says, waits
+    until it is C(healthy) (C(InService)) everywhere and removes the record. The AWS calls, waits (polls backing off
+    from O(poll_interval) up to 15 seconds, with jitter) and messages are those of M(zerodowntime.rollout.elbv2_target)
+    and M(zerodowntime.rollout.elb_classic_instance)."
 options:
   provider:
     description:
-      - The kind of load balancer. The AWS load balancers are driven by M(zerodowntime.rollout.elbv2_target) and
-        M(zerodowntime.rollout.elb_classic_instance).
+      - The kind of load balancer. V(haproxy) drives HAProxy's Runtime API on this host (O(sockets), O(backend),
+        O(server)). V(elbv2) drives ELBv2 (ALB/NLB) target groups and V(elb_classic) Classic ELBs, through the AWS API
+        (O(target_id), the AWS connection options; boto3 is needed on the host that runs the module).
+      - The options of the other providers are ignored, so that one C(module_defaults) block can serve every call.
     type: str
     default: haproxy
-    choices: [haproxy]
+    choices: [haproxy, elbv2, elb_classic]
   state:
     description:
       - V(out) drains the server and waits, V(in) enables it and waits until UP, V(read) only reads.
@@ -40,13 +52,11 @@ options:
     required: true
     choices: [out, in, read]
   backend:
-    description: HAProxy backend that holds the server.
+    description: HAProxy backend that holds the server. Required with O(provider=haproxy).
     type: str
-    required: true
   server:
-    description: Server name inside O(backend).
+    description: Server name inside O(backend). Required with O(provider=haproxy).
     type: str
-    required: true
   sockets:
     description:
       - HAProxy Runtime API sockets on this host, one per HAProxy instance, all changed together.
@@ -56,8 +66,9 @@ options:
     default: [/run/haproxy/admin.sock]
   batch:
     description:
-      - Servers of O(backend) taken out together with O(server) (the rollout batch). The capacity guard counts them
-        all as out of rotation. Defaults to O(server) alone.
+      - Servers of O(backend) taken out together with O(server) (the rollout batch), or with the AWS providers the
+        target ids taken out together with O(target_id) (every port of each). The capacity guard counts them all as
+        out of rotation. Defaults to O(server) (O(target_id)) alone.
     type: list
     elements: str
   min_healthy:
@@ -65,28 +76,36 @@ options:
       - With O(state=out), how many servers of the backend must stay in rotation on every socket once the batch is
         out, as a count (V(2)) or a percentage of the backend's servers (V(50%), rounded up). V(0) turns the guard
         off.
+      - With the AWS providers, the same for every target group (Classic ELB) read, counting the registrations AWS
+        reports C(healthy) (the instances C(InService)) that are not in the batch.
     type: str
     default: "0"
   timeout:
     description:
-      - Seconds to wait for the drain (O(state=out)) or for UP (O(state=in)). Defaults to 300 and 120.
+      - Seconds to wait for the drain (O(state=out)) or for UP (O(state=in)). Defaults to 300 and 120 with HAProxy.
+      - With O(provider=elbv2), O(state=out) defaults to the longest deregistration delay of the target groups plus
+        60; with O(provider=elb_classic) to 300, raised to the connection-draining timeout plus 60. O(state=in)
+        defaults to 300 with both.
     type: float
   on_timeout:
     description:
       - With O(state=out), what to do when sessions remain at the deadline. V(fail) leaves them alone and fails,
-        V(shutdown_sessions) cuts them and succeeds.
+        V(shutdown_sessions) cuts them and succeeds. HAProxy only (an AWS drain that times out fails).
     type: str
     default: fail
     choices: [fail, shutdown_sessions]
   poll_interval:
-    description: Seconds between two reads of the server's state while waiting.
+    description:
+      - Seconds between two reads of the server's state while waiting. Defaults to 0.25 with HAProxy.
+      - With the AWS providers, seconds before the second read; later reads are 1.5 times further apart each, with up
+        to 10% jitter, and at most 15 seconds apart. Defaults to 2.
     type: float
-    default: 0.25
   state_dir:
     description:
       - Directory for the resume records, on the host that runs this module. Created with mode 0700. It and its
         C(rotation/) subdirectory must belong to the user running the module and not be writable by others; a
         symlink is refused.
+      - With the AWS providers a record is named after the provider, the AWS region and endpoint, and O(target_id).
     type: path
     default: /var/lib/zerodowntime-rollout
   run_id:
@@ -95,24 +114,62 @@ options:
   version:
     description: Recorded in the resume record, the release being rolled out.
     type: str
+  target_id:
+    description:
+      - With the AWS providers, the target. An EC2 instance id; with O(provider=elbv2) also an IP address (C(ip)
+        target groups) or an Application Load Balancer ARN (C(alb) target groups). Required with them.
+    type: str
+  target_groups:
+    description:
+      - With O(provider=elbv2), target group names or ARNs. When omitted, every target group in which the target is
+        registered (or draining) is found.
+      - O(state=in) registers back where the resume record says; only without a record does it register in these
+        groups (or, when omitted, waits where the target is registered).
+    type: list
+    elements: str
+  port:
+    description:
+      - With O(provider=elbv2), the target's port. When omitted, the target is matched on every port it is registered
+        on in each group.
+    type: int
+  load_balancers:
+    description:
+      - With O(provider=elb_classic), Classic ELB names. When omitted, every Classic ELB that lists the instance is
+        found.
+      - O(state=in) registers back where the resume record says; only without a record does it register on these.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
     details:
-      - Reads, evaluates the capacity guard and reports what would change; sends no change and waits for nothing.
+      - Reads, evaluates the capacity guard and reports what would change; sends no change, writes or removes no
+        resume record and waits for nothing.
   diff_mode:
     support: full
     details:
-      - The status, admin state and weight on every socket, before and after.
+      - The status, admin state and weight on every socket, before and after; with the AWS providers, the target's
+        state per target group and port (per Classic ELB).
   platform:
     platforms: posix
 seealso:
   - module: zerodowntime.rollout.haproxy_server
+  - module: zerodowntime.rollout.elbv2_target
+  - module: zerodowntime.rollout.elb_classic_instance
   - module: zerodowntime.rollout.app_replace
 notes:
-  - C(changed) only depends on the admin state, never on live counters such as sessions.
+  - C(changed) only depends on the admin state (with AWS, on a registration or deregistration), never on live counters
+    such as sessions.
+  - The AWS connection options (region, endpoint, credentials) and boto3 matter only with the AWS providers. They are
+    read as amazon.aws's modules read them, from the options or the environment of the host that runs the module.
+  - With a local connection and no privilege escalation, the HAProxy provider runs in the controller's worker
+    process (no module is shipped); the AWS providers always run as a module, so that the task's C(environment) and
+    the host's AWS configuration apply as for any AWS module.
 """
 
 EXAMPLES = r"""
@@ -140,6 +197,23 @@ EXAMPLES = r"""
     server: web1
   delegate_to: lb1
   register: web1_rotation
+
+- name: Deregister this instance from every target group it is in, unless fewer than 2 healthy targets would stay
+  zerodowntime.rollout.rotation:
+    provider: elbv2
+    state: out
+    target_id: "{{ instance_id }}"
+    region: eu-west-1
+    min_healthy: "2"
+  delegate_to: localhost
+
+- name: Register it back in exactly those target groups and ports, and wait until it is healthy
+  zerodowntime.rollout.rotation:
+    provider: elbv2
+    state: in
+    target_id: "{{ instance_id }}"
+    region: eu-west-1
+  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -159,17 +233,78 @@ capacity:
   returned: when O(state=out)
   type: dict
 in_rotation:
-  description: True when the server is ready and steadily UP (or C(no check)) on every socket.
+  description:
+    - True when the server is ready and steadily UP (or C(no check)) on every socket.
+    - With the AWS providers, true when the target is registered somewhere and C(healthy) (C(InService)) everywhere
+      it is registered.
   returned: when O(state=read)
   type: bool
 admin_down:
   description: True when some socket has the server in drain or maint.
-  returned: when O(state=read)
+  returned: when O(state=read) with O(provider=haproxy)
   type: bool
 found:
-  description: True when every socket knows the server.
+  description: True when every socket knows the server; with the AWS providers, when the target is registered somewhere.
   returned: when O(state=read)
   type: bool
+places:
+  description:
+    - With the AWS providers, where the target is registered (draining included), as read before any change; one entry
+      per target group and port (RV(target_groups)) or per Classic ELB (RV(load_balancers)).
+  returned: when O(state=read) with an AWS provider
+  type: list
+  elements: dict
+searched:
+  description:
+    - With the AWS providers, the target groups (O(target_groups)) or Classic ELBs (O(load_balancers)) given, or null
+      when they were discovered.
+  returned: when O(state=read) with an AWS provider
+  type: list
+  elements: str
+rows:
+  description:
+    - With the AWS providers, what the capacity guard counts, one row per target group (Classic ELB) read, C(where)
+      and C(servers) (C(<id>:<port>) or the instance id -> in rotation).
+  returned: when O(state=read) with an AWS provider
+  type: list
+  elements: dict
+target_groups:
+  description:
+    - With O(provider=elbv2), one entry per target group and port handled, as M(zerodowntime.rollout.elbv2_target)
+      returns them (C(target_group_arn), C(target_group_name), C(port), C(changed), C(before), C(after),
+      C(group_targets)).
+  returned: with O(provider=elbv2)
+  type: list
+  elements: dict
+load_balancers:
+  description:
+    - With O(provider=elb_classic), one entry per Classic ELB handled, as M(zerodowntime.rollout.elb_classic_instance)
+      returns them (C(load_balancer_name), C(changed), C(before), C(after)).
+  returned: with O(provider=elb_classic)
+  type: list
+  elements: dict
+record_written:
+  description: True when this call wrote the resume record (before its first change).
+  returned: when O(state=out)
+  type: bool
+resumed:
+  description: True when a resume record was already there (an interrupted run took the server out).
+  returned: when O(state=out)
+  type: bool
+record_removed:
+  description: True when this call removed the resume record.
+  returned: when O(state=in)
+  type: bool
+registered_from:
+  description:
+    - With the AWS providers, where O(state=in) took the places from, V(record) (the resume record), V(given)
+      (O(target_groups) or O(load_balancers)) or V(current) (where the target is registered).
+  returned: when O(state=in) with an AWS provider
+  type: str
+api_calls:
+  description: With the AWS providers, the AWS API requests made (the retries of throttled requests included).
+  returned: with an AWS provider
+  type: int
 members:
   description: One row per socket with C(socket), C(found), C(status), C(admin_state), C(weight), C(sessions),
     C(in_rotation).
@@ -177,8 +312,12 @@ members:
   type: list
   elements: dict
 record:
-  description: The resume record left by a rollout that took the server out, or null.
-  returned: when O(state=read)
+  description:
+    - The resume record left by a rollout that took the server out, or null.
+    - With the AWS providers and O(state=out), the record as written (or, in check mode, as it would be); its
+      C(places) are the target groups and ports (C(target_group_arn), C(target_group_name), C(port)) or the Classic
+      ELB names the target is registered back in.
+  returned: when O(state=read); with an AWS provider also when O(state=out)
   type: dict
 record_path:
   description: Where the resume record is kept on this host.
@@ -187,45 +326,124 @@ record_path:
 sockets:
   description: With O(state=read), every socket's backend as M(zerodowntime.rollout.haproxy_server_info) returns
     it; otherwise the per-socket change entries as M(zerodowntime.rollout.haproxy_server) returns them.
-  returned: always
+  returned: with O(provider=haproxy)
   type: list
   elements: dict
 """
 
+from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import DEFAULT_STATE_DIR  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import run_rotation  # noqa: E402
 
+PROVIDERS = ("haproxy", "elbv2", "elb_classic")
+REQUIRED_IF = [
+    ("provider", "haproxy", ["backend", "server"]),
+    ("provider", "elbv2", ["target_id"]),
+    ("provider", "elb_classic", ["target_id"]),
+]
+
 
 def argument_spec():
+    """The module's own options (the AWS providers add amazon.aws's connection options, see main())."""
     return {
-        "provider": {"type": "str", "default": "haproxy", "choices": ["haproxy"]},
+        "provider": {"type": "str", "default": "haproxy", "choices": list(PROVIDERS)},
         "state": {"type": "str", "required": True, "choices": ["out", "in", "read"]},
-        "backend": {"type": "str", "required": True},
-        "server": {"type": "str", "required": True},
+        "backend": {"type": "str"},
+        "server": {"type": "str"},
         "sockets": {"type": "list", "elements": "str", "default": ["/run/haproxy/admin.sock"]},
         "batch": {"type": "list", "elements": "str"},
         "min_healthy": {"type": "str", "default": "0"},
         "timeout": {"type": "float"},
         "on_timeout": {"type": "str", "default": "fail", "choices": ["fail", "shutdown_sessions"]},
-        "poll_interval": {"type": "float", "default": 0.25},
+        "poll_interval": {"type": "float"},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
         "run_id": {"type": "str"},
         "version": {"type": "str"},
+        "target_id": {"type": "str"},
+        "target_groups": {"type": "list", "elements": "str"},
+        "port": {"type": "int"},
+        "load_balancers": {"type": "list", "elements": "str"},
     }
 
 
+def module_spec():
+    """What validates the arguments (the action plugin's in-process path uses it too)."""
+    return {"argument_spec": argument_spec(), "required_if": REQUIRED_IF}
+
+
+def plain_haproxy(args):
+    """True when ``args`` (the task's or module's raw arguments) ask for HAProxy with only this module's own options.
+
+    Anything else (an AWS provider, or amazon.aws's connection options, which C(module_defaults) may bring) needs
+    amazon.aws's module class, whose import loads boto3 (about half a second): only then is it imported."""
+    if not isinstance(args, dict):
+        return False
+    own = argument_spec()
+    return (args.get("provider") or "haproxy") == "haproxy" and all(
+        key in own or key.startswith("_ansible_") for key in args
+    )
+
+
 def run_module(params, check_mode=False, diff=False):
+    """The HAProxy provider (``params`` validated)."""
     params = dict(params)
     if params["timeout"] is None:
         params["timeout"] = 300 if params["state"] == "out" else 120
+    if params.get("poll_interval") is None:
+        params["poll_interval"] = 0.25
     return run_rotation(params["provider"], params["state"], params, check_mode=check_mode, diff=diff)
 
 
+def _main_aws(check_boto3):
+    """Every provider through amazon.aws's module class (its connection options, client and AWS failures)."""
+    from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+    from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation_aws import (
+        make_rotation,
+        run_aws_rotation,
+    )
+
+    module = AnsibleAWSModule(supports_check_mode=True, check_boto3=check_boto3, **module_spec())
+    params = module.params
+    if params["provider"] == "haproxy":
+        try:
+            result = run_module(params, module.check_mode, module._diff)
+        except RolloutError as exc:
+            module.fail_json(msg=exc.msg, **exc.details)
+        module.exit_json(**result)
+    import botocore.exceptions
+
+    service = "elbv2" if params["provider"] == "elbv2" else "elb"
+    member = None
+    try:
+        client = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+        member = make_rotation(params["provider"], client, params, aws_retry=True)
+        result = run_aws_rotation(member, params["state"], params, module.check_mode, module._diff)
+    except RolloutError as exc:
+        details = dict(exc.details)
+        if member is not None:
+            details.setdefault("api_calls", member.lb.aws.api_calls)
+        module.fail_json(msg=exc.msg, **details)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        module.fail_json_aws(
+            exc,
+            msg="Failed to %s" % (member.action if member and member.action else "reach the AWS API"),
+            **(member.partial_result() if member else {}),
+        )
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    raw = basic._load_params()  # None only for documentation tooling: then the complete module (AWS options too)
+    if raw is None or not plain_haproxy(raw):
+        _main_aws(check_boto3=(raw or {}).get("provider") in ("elbv2", "elb_classic"))
+        return
+    module = AnsibleModule(supports_check_mode=True, **module_spec())
     try:
         result = run_module(module.params, module.check_mode, module._diff)
     except RolloutError as exc:

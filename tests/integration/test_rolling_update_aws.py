@@ -1,7 +1,11 @@
 """The rolling update with AWS load balancers (ELBv2 target groups and a Classic ELB) on a moto server:
 each host is deregistered before its app stops and registered back, in exactly the same groups and
-ports, before the next host. The apps are real demo-fleet processes; moto only holds the LB state."""
+ports, before the next host. The apps are real demo-fleet processes; moto only holds the LB state.
 
+The AWS calls are zerodowntime.rollout.rotation (provider elbv2 / elb_classic), which keeps its resume
+record in rolling_update_state_dir on rolling_update_aws_delegate_to (here the fleet's lb-state folder)."""
+
+import json
 import os
 import re
 
@@ -51,6 +55,17 @@ def inventory(fleet, tmp_path, aws, lb, instance_ids):
     return inv
 
 
+def records(fleet):
+    """The resume records in the fleet's rolling_update_state_dir: ``{file name: record}``."""
+    folder = os.path.join(fleet.dir, "lb-state", "rotation")
+    out = {}
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".json") and not name.startswith("."):
+            with open(os.path.join(folder, name)) as f:
+                out[name] = json.load(f)
+    return out
+
+
 def extra(tmp_path):
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     return {
@@ -73,9 +88,12 @@ def test_elbv2_rollout_puts_targets_back_in_the_same_groups_and_ports(fleet, tmp
 
     proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "Deregister from the target groups" in proc.stdout and "Register back in exactly the same" in proc.stdout
+    assert "Take this target out of its AWS load balancers" in proc.stdout
+    assert "Put this target back in its AWS load balancers" in proc.stdout
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert aws.snapshot([web, api]) == before  # same targets, same ports, healthy
+    # Every record was removed once its target was back; no marker on the app hosts any more.
+    assert records(fleet) == {}
     for h in fleet.data["hosts"]:
         assert not os.path.exists(os.path.join(h["deploy_path"], ".rollout-drained"))
 
@@ -109,38 +127,49 @@ def test_classic_elb_rollout(fleet, tmp_path, aws):
     inv = inventory(fleet, tmp_path, aws, "elb_classic", [one, two])
     proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "Deregister from the Classic ELBs" in proc.stdout
+    assert "Take this target out of its AWS load balancers" in proc.stdout
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert sorted(aws.elb_instances(elb)) == sorted([one, two])
 
 
 @pytest.mark.latest_only
 def test_elbv2_resume_registers_back_where_an_interrupted_run_deregistered(fleet, tmp_path, aws):
-    """A run killed while app1 was deregistered left the marker and the target out of its groups:
-    the next run puts it back in exactly those groups and ports."""
-    import json
-
+    """A run killed while app1 was out of rotation (after the drain and the replace, before the enable) left the
+    target out of its groups and the drain's resume record: the next run puts it back in exactly those groups and
+    ports (two groups, two ports), and removes the record."""
     lb = aws.alb()
     web = aws.target_group("tg-web", port=80, delay=1, lb_arn=lb)
     api = aws.target_group("tg-api", port=8080, delay=1, lb_arn=lb)
     one, two = aws.instances(2)
     aws.register(web, one, two)
-    aws.register(api, one, port=9090)
+    aws.register(api, one, two, port=9090)  # both also serve the API, on another port than the group's
     before = aws.snapshot([web, api])
-    # What the interrupted run left behind: the marker written before the drain, the target deregistered.
-    host = fleet.data["hosts"][0]
-    with open(os.path.join(host["deploy_path"], ".rollout-drained"), "w") as f:
-        json.dump({"aws": [{"port": 80, "target_groups": [web]}, {"port": 9090, "target_groups": [api]}]}, f)
-    aws.elbv2.deregister_targets(TargetGroupArn=web, Targets=[{"Id": one, "Port": 80}])
-    aws.elbv2.deregister_targets(TargetGroupArn=api, Targets=[{"Id": one, "Port": 9090}])
-    assert aws.snapshot([web, api]) != before
     inv = inventory(fleet, tmp_path, aws, "elbv2", [one, two])
+    # Interrupt the run as a killed controller would: SIGKILL to ansible-playbook, from app1's hook that runs
+    # inside the out-of-rotation window.
+    hook = tmp_path / "interrupt.yml"
+    hook.write_text(
+        "- name: Kill this ansible-playbook run (the test's interruption)\n"
+        "  ansible.builtin.command:\n"
+        "    argv: [kill, -KILL, \"{{ (query('zerodowntime.rollout.controller_run') | first).pid }}\"]\n"
+        "  changed_when: true\n"
+        "  when: inventory_hostname == 'app1'\n"
+    )
+
+    killed = run_playbook(inv, dict(extra(tmp_path), rolling_update_before_enable_tasks=str(hook)), env=AWS_ENV)
+    assert killed.returncode == -9, killed.stdout[-4000:] + killed.stderr[-2000:]
+    # app1 is out of both groups; the drain's record says exactly where it was.
+    assert aws.targets(web) == [(two, 80, "healthy")]
+    assert aws.targets(api) == [(two, 9090, "healthy")]
+    (record,) = list(records(fleet).values())
+    assert record["provider"] == "elbv2" and record["target_id"] == one and record["version"] == "v2"
+    assert sorted((p["target_group_arn"], p["port"]) for p in record["places"]) == sorted([(web, 80), (api, 9090)])
 
     proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert aws.snapshot([web, api]) == before
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
-    assert not os.path.exists(os.path.join(host["deploy_path"], ".rollout-drained"))
+    assert records(fleet) == {}
 
 
 @pytest.mark.latest_only

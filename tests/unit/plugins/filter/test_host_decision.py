@@ -89,3 +89,52 @@ def test_without_a_load_balancer_or_on_aws():
     assert decide(app("v2", ready=True), [], lb="none")["action"] == "skip"
     assert decide(app("v2", ready=True), [], lb="elbv2", aws_in_rotation=False)["action"] == "roll"
     assert decide(app("v2", ready=True), [], lb="elbv2", aws_in_rotation=True)["action"] == "skip"
+
+
+def aws_read(in_rotation=True, places=1, record=None, target="i-0123456789abcdef0", searched=None, failed=None):
+    """What rotation state=read returns with an AWS provider (only what the decision reads)."""
+    if failed:
+        return {"failed": True, "msg": failed}
+    return {
+        "provider": "elbv2",
+        "target_id": target,
+        "searched": searched,
+        "in_rotation": in_rotation,
+        "places": [{"target_group_name": "tg-web", "port": 80}] * places,
+        "record": record,
+    }
+
+
+def test_aws_read_result_decides_in_rotation_and_resume():
+    done = app("v2", ready=True)
+    assert decide(done, [], lb="elbv2", aws=aws_read())["action"] == "skip"
+    out = decide(done, [], lb="elbv2", aws=aws_read(in_rotation=False))
+    assert out["action"] == "roll" and out["resumed"] is False and "is not in rotation everywhere" in out["msg"]
+    # Taken out by an interrupted rollout (its record), registered nowhere: rolled, to put it back.
+    resumed = decide(done, [], lb="elbv2", aws=aws_read(in_rotation=False, places=0, record={"places": ["x"]}))
+    assert (
+        resumed["action"] == "roll" and resumed["resumed"] is True and "drained by an earlier rollout" in resumed["msg"]
+    )
+    # The read wins over the older boolean options.
+    assert decide(done, [], lb="elbv2", aws=aws_read(in_rotation=False), aws_in_rotation=True)["action"] == "roll"
+
+
+def test_aws_target_registered_nowhere_without_a_record_is_refused_before_the_app_is_read():
+    out = decide(None, [], lb="elbv2", aws=aws_read(in_rotation=False, places=0, searched=["tg-a", "tg-b"]))
+    assert out["action"] == "refuse"
+    assert out["msg"].startswith("i-0123456789abcdef0 (app1) is not registered with any target group of tg-a, tg-b.")
+    classic = decide(app(), [], lb="elb_classic", aws=aws_read(in_rotation=False, places=0))
+    assert classic["action"] == "refuse" and "is not registered with any Classic ELB." in classic["msg"]
+
+
+def test_aws_read_that_failed_is_refused_with_its_message():
+    out = decide(None, [], lb="elbv2", aws=aws_read(failed="Target group(s) not found: tg-x."))
+    assert (
+        out["action"] == "refuse" and "AWS could not be read for app1: Target group(s) not found: tg-x." in out["msg"]
+    )
+
+
+def test_aws_read_is_ignored_for_haproxy_and_when_skipped():
+    assert decide(app("v2", ready=True), [lb()], aws=aws_read(places=0))["action"] == "skip"
+    skipped = {"skipped": True}
+    assert decide(app("v2", ready=True), [], lb="elbv2", aws=skipped, aws_in_rotation=True)["action"] == "skip"

@@ -349,3 +349,31 @@ def test_render_is_a_table():
     assert len({re.search(r"-> \S+\s+(\S)", ln).start(1) for ln in rows}) == 1  # the lb1 column
     assert len({re.search(r"/\S+\s+(\S)", ln).start(1) for ln in rows}) == 1  # the decision column
     assert render(plan) == plan["lines"]
+
+
+def test_aws_capacity_rows_from_the_rotation_read():
+    """plan.yml records the rows rotation state=read returns; the plan evaluates them as the drain does, with the
+    hosts of earlier batches back in rotation."""
+    rows = [
+        {"where": "target group web", "servers": {"i-1:80": True, "i-2:80": False, "i-3:80": True}},
+        {"where": "target group api", "servers": {"i-1:9090": True, "i-2:9090": True, "i-3:9090": True}},
+    ]
+
+    def rec(target):
+        return {
+            "version": "v2",
+            "current": "releases/v1",
+            "lb": "elbv2",
+            "aws_places": [{"target_group_arn": "arn:web", "target_group_name": "web", "port": 80, "before": {}}],
+            "aws_capacity": {"rows": rows},
+            "target_id": target,
+            "skip": False,
+            "min_healthy": 2,
+        }
+
+    plan = build_plan(["a", "b", "c"], 1, {"a": rec("i-1"), "b": rec("i-2"), "c": rec("i-3")})
+    # Batch 1 (i-1): web keeps i-3 only (i-2 is out): refused. Batch 2 (i-2): web keeps i-1 (back) and i-3.
+    assert [b["capacity"]["status"] for b in plan["batches"]] == ["refuse", "ok", "ok"]
+    assert "target group web keeps 1 of 3 in rotation, needs 2" in plan["batches"][0]["capacity"]["reason"]
+    assert [lb["remaining"] for lb in plan["batches"][2]["capacity"]["lbs"]] == [2, 2]
+    assert plan["halts_at"] == 1
