@@ -11,8 +11,8 @@ Each operation is one call: it validates every name first, reads every load bala
 - ``read`` reports the member's state, whether it is in rotation, and the resume record.
 
 Results carry ``steps`` (``[{"name", "seconds"}]``) measured here, which the rollout report lays out.
-The HAProxy provider drives the Runtime API through :mod:`._haproxy`; the AWS load balancers are
-driven by the elbv2_target and elb_classic_instance modules.
+The HAProxy provider drives the Runtime API through :mod:`._haproxy`; the AWS load balancers (ELBv2
+target groups, Classic ELBs) are in :mod:`._rotation_aws`, with the same interface and results.
 """
 
 import time
