@@ -68,8 +68,8 @@ options:
   service_manager:
     description:
       - How the app is stopped and started, as the M(zerodowntime.rollout.app_replace) option. When set, the module
-        checks first, before anything is written, that this will work: for V(systemd) that O(service_name) is a unit
-        systemd knows and that the module runs as root; for V(command) that the programs of O(stop_command) and
+        checks first, before anything is written, that this will work. For V(systemd), that O(service_name) is a unit
+        systemd knows and that the module runs as root; for V(command), that the programs of O(stop_command) and
         O(start_command) exist. Not checked when omitted.
     type: str
     choices: [systemd, command]
