@@ -137,9 +137,15 @@ class Service:
         if self.manager == "systemd":
             rc, out, err = self.run(["systemctl", "show", "--property=LoadState", "--value", self.name], 30.0)
             if rc != 0:
+                hint = (
+                    "Is systemd running on this host?"
+                    if euid == 0
+                    else "The rollout runs as uid %d here: run it with become (for example ansible_become: true for "
+                    "the app hosts)." % euid
+                )
                 raise ServiceError(
-                    "Cannot ask systemd about %s: systemctl exited with %d: %s. Is systemd running on this host? "
-                    "Nothing was changed." % (self.name, rc, _tail(err) or _tail(out) or "no output")
+                    "Cannot ask systemd about %s: systemctl exited with %d: %s. %s Nothing was changed."
+                    % (self.name, rc, _tail(err) or _tail(out) or "no output", hint)
                 )
             state = _tail(out)
             if state != "loaded":

@@ -52,6 +52,7 @@ def assert_halted_while_preparing(fleet, pids, proc, summary, sampler):
     out = proc.stdout
     assert proc.returncode != 0, out[-3000:]
     assert "No host was drained, stopped or switched" in out and "the lock is released" in out, out[-3000:]
+    assert ".. No host was drained" not in out, out[-3000:]  # the cause's own full stop is not doubled
     assert {n: fleet.host_pid(n) for n in pids} == pids
     assert [version_of(h) for h in fleet.data["hosts"]] == ["v1"] * len(pids)
     assert sampler.out_of_rotation_seconds() == dict.fromkeys(pids, 0), sampler.out_of_rotation_seconds()

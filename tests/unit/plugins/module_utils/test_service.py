@@ -291,3 +291,9 @@ def test_check_finds_the_command_programs(tmp_path):
         Service("command", start_command="true", stop_command="%s stop" % script, run=run).check(0, shutil.which)
     with pytest.raises(ServiceError, match=r"start_command runs app-ctll, .* \(not found on PATH\)"):
         Service("command", start_command="app-ctll start", stop_command="true", run=run).check(0, shutil.which)
+
+
+def test_check_names_become_when_a_non_root_user_cannot_ask_systemd():
+    run = FakeRun((1, b"", b"Failed to connect to bus: Permission denied"))
+    with pytest.raises(ServiceError, match="runs as uid 1000 here: run it with become"):
+        Service("systemd", name="app.service", run=run).check(1000, shutil.which)
