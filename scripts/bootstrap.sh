@@ -3,7 +3,9 @@
 #   .venv      newest Python >= 3.12 with the pinned dev tools (requirements/dev.txt + constraints.txt)
 #   .venv-min  the oldest ansible-core that meta/runtime.yml admits (requirements/min.txt)
 #   .cache/deps/ansible_collections/amazon/aws   amazon.aws, offline, taken from the `ansible` wheel
-# and installs HAProxy, socat, shellcheck and Chromium with apt where they are missing and apt can be used.
+# and installs HAProxy, socat, shellcheck, Chromium, and openssh-server and sudo (for the real-host test fleet,
+# tests/integration/vmhosts/) with apt where they are missing and apt can be used. No service is started or
+# enabled on this machine by it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -108,24 +110,55 @@ say "amazon.aws $(.venv/bin/python -c 'import json;print(json.load(open("'$AWS_D
 mkdir -p .cache/collections/ansible_collections/zerodowntime
 ln -sfn "$ROOT" .cache/collections/ansible_collections/zerodowntime/rollout
 
-# --- HAProxy, socat, shellcheck and Chromium (the rollout report's browser test) ------------------
+# --- HAProxy, socat, shellcheck, Chromium (the rollout report's browser test), sshd and sudo ---------------------
+# openssh-server and sudo serve the real-host tests (tests/integration/test_real_hosts.py): each test host runs its
+# own sshd under its own systemd. Installing them must not start or enable a service on this machine, so apt runs
+# with a policy-rc.d that refuses every start (unless the machine has one already), and the units the
+# openssh-server package enables are disabled again.
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 have_chromium() { [ -x /usr/bin/chromium ]; }
+have_sshd() { [ -x /usr/sbin/sshd ]; }
+have_sudo() { [ -x /usr/bin/sudo ]; }
+POLICY_RC_D=/usr/sbin/policy-rc.d
+POLICY_ADDED=
+drop_policy() { if [ -n "$POLICY_ADDED" ]; then $SUDO rm -f "$POLICY_RC_D"; POLICY_ADDED=; fi; }
+apt_install_quietly() {  # $@ = packages; no service is started while they are installed
+    if [ ! -e "$POLICY_RC_D" ]; then
+        trap drop_policy EXIT
+        printf '#!/bin/sh\n# added by zerodowntime.rollout scripts/bootstrap.sh while it installs packages\nexit 101\n' \
+            | $SUDO tee "$POLICY_RC_D" >/dev/null
+        POLICY_ADDED=1
+        $SUDO chmod 0755 "$POLICY_RC_D"
+    fi
+    local rc=0
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || rc=$?
+    drop_policy
+    return "$rc"
+}
 if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
-        || ! have_chromium; then
+        || ! have_chromium || ! have_sshd || ! have_sudo; then
     SUDO=
     [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
     if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         if ! have_haproxy || ! command -v socat >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
             say "installing haproxy, socat and shellcheck with apt"
-            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat shellcheck >/dev/null
+            apt_install_quietly haproxy socat shellcheck
+        fi
+        if ! have_sshd || ! have_sudo; then
+            had_sshd=; have_sshd && had_sshd=1
+            say "installing openssh-server and sudo with apt (for the real-host test fleet; no service is started)"
+            apt_install_quietly openssh-server sudo
+            if [ -z "$had_sshd" ] && command -v deb-systemd-helper >/dev/null 2>&1; then
+                # The package enables ssh.service for the next boot; this machine only needs the binary.
+                $SUDO deb-systemd-helper disable ssh.service ssh.socket >/dev/null 2>&1 || true
+                $SUDO update-rc.d ssh disable >/dev/null 2>&1 || true
+            fi
         fi
         if ! have_chromium; then
             # Without recommends (printer, notification and power daemons); fonts so the page has text.
             say "installing chromium with apt"
-            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                chromium fonts-liberation >/dev/null
+            apt_install_quietly --no-install-recommends chromium fonts-liberation
         fi
     fi
 fi
