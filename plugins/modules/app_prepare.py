@@ -227,7 +227,7 @@ def main():
             )
 
             def service_check():
-                service.check(os.geteuid(), lambda name: module.get_bin_path(name))
+                service.check(os.geteuid(), module.get_bin_path)
 
         result = prepare_app(
             params["path"],
