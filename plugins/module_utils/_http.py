@@ -32,7 +32,6 @@ try:
 except ImportError:  # pragma: no cover - Python without ssl: http:// still works
     ssl = None
 
-from ansible.module_utils.urls import make_context
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import (
@@ -237,6 +236,10 @@ def _check_url(url):
 def _tls_context(validate_certs, ca_path):
     if ssl is None:
         raise ValidationError("https:// URLs need Python's ssl module, which this Python lacks; use http://.")
+    # Imported here: ansible.module_utils.urls pulls in cryptography (about 50 ms per module run), and most
+    # probes are plain http:// to the app on its own host.
+    from ansible.module_utils.urls import make_context
+
     context = make_context(cafile=ca_path, validate_certs=validate_certs)
     context.sslsocket_class = _DeadlineSSLSocket
     return context
