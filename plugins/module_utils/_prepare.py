@@ -54,7 +54,6 @@ def prepare_app(
         unpacked=not check_mode or result["unpacked"],
         unpack=unpacked["msg"],
         pruned=unpacked["pruned"],
-        releases_after=unpacked["releases"],
     )
     if unpacked.get("warnings"):
         result["warnings"] = list(unpacked["warnings"])
