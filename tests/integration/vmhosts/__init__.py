@@ -48,15 +48,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from demo.fleet import HAProxyInstance, build_artifact, free_port, install_release  # noqa: E402
+from demo.fleet import HAProxyInstance, build_artifact, free_port, http_get, install_release  # noqa: E402
 
 INIT = os.path.join(HERE, "host-init.sh")
 REGISTRY = os.environ.get("ZDT_VMHOSTS_REGISTRY", "/run/zdt-vmhosts")
@@ -315,17 +313,6 @@ def _restore_handlers():
 
 
 atexit.register(end_all)
-
-
-def http_get(url, timeout=2.0):
-    """(status, body) of a GET, or (None, error text)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
-    except (OSError, ValueError) as e:
-        return None, "%s: %s" % (type(e).__name__, e)
 
 
 def _write(path, text, mode=0o644):
