@@ -13,8 +13,9 @@ description:
   - V(refuse) when a load balancer did not answer or does not know the server, when the release was rolled back on
     the host (unless retried on purpose), or when someone other than a rollout took the server out of rotation and
     O(options.admin_down) is V(fail).
-  - With the AWS load balancers, the decision reads O(options) C(aws), the result of M(zerodowntime.rollout.rotation)
-    O(zerodowntime.rollout.rotation#module:state=read) with provider C(elbv2) or C(elb_classic). It is V(refuse) when
+  - With the AWS load balancers, the decision reads the result of M(zerodowntime.rollout.rotation)
+    O(zerodowntime.rollout.rotation#module:state=read) with provider C(elbv2) or C(elb_classic): O(options) C(aws),
+    or else the first result in O(lbs) (the role reads AWS once, on its delegate host). It is V(refuse) when
     the target is registered with no target group (Classic ELB) and no resume record says that a rollout took it out.
   - V(skip) when the host already runs the release, answers its readiness probe and is in rotation everywhere (or
     was taken out by someone else and O(options.admin_down) is V(skip)). Otherwise V(roll).
@@ -27,7 +28,8 @@ options:
     required: true
   lbs:
     description:
-      - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read); empty without HAProxy.
+      - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read): one result per HAProxy host,
+        or the one AWS read; empty without a load balancer.
     type: raw
     required: true
   options:
@@ -51,7 +53,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(action) (roll, skip or refuse), C(msg), C(in_rotation), C(admin_down), C(resumed) (a resume record
-    was found), C(lbs) (one row per LB host and socket).
+    was found), C(lbs) (one row per LB host and socket), and with AWS C(aws) (C(places) where the target is
+    registered, C(rows) what the capacity guard counts, as the read gave them).
   type: dict
 """
 
@@ -106,14 +109,21 @@ def _aws_view(host, lb, aws):
     return bool(aws.get("in_rotation")), resumed, None
 
 
+def _aws_read(lbs):
+    """The AWS read among ``lbs`` (the role's one looped rotation read on rolling_update_aws_delegate_to)."""
+    results = lbs.get("results", [lbs]) if isinstance(lbs, dict) else (lbs or [])
+    return next((r for r in results if isinstance(r, dict) and not r.get("skipped")), None)
+
+
 def host_decision(app, lbs, options):
     host = options.get("host", "this host")
     version = options.get("version")
     lb = options.get("lb", "haproxy")
     rows, unreachable = _lb_rows(lbs if lb == "haproxy" else [])
     out = {"action": "roll", "msg": "", "in_rotation": None, "admin_down": False, "resumed": False, "lbs": rows}
-    aws = options.get("aws") if lb in ("elbv2", "elb_classic") else None
+    aws = (options.get("aws") or _aws_read(lbs)) if lb in ("elbv2", "elb_classic") else None
     if isinstance(aws, dict) and aws and not aws.get("skipped"):
+        out["aws"] = {"places": aws.get("places") or [], "rows": aws.get("rows") or []}
         aws_in_rotation, aws_resumed, refusal = _aws_view(host, lb, aws)
         if refusal:
             out.update(action="refuse", msg=refusal)

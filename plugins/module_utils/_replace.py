@@ -35,6 +35,28 @@ class _Steps:
             self.done.append({"name": name, "seconds": round(self.clock() - start, 3)})
 
 
+class StopAfterDelay:
+    """``service``, whose stop first waits ``delay`` seconds (counted in the stop step).
+
+    The host is already out of rotation; the delay is for load balancers that keep sending to it briefly after a
+    drain (rolling_update_drain_delay). Everything else is ``service``'s own."""
+
+    def __init__(self, service, delay, sleep=time.sleep):
+        if delay is None or not delay >= 0:
+            raise ValidationError("stop_delay must be 0 or more seconds, got %r." % (delay,))
+        self._service = service
+        self._delay = delay
+        self._sleep = sleep
+
+    def __getattr__(self, name):
+        return getattr(self._service, name)
+
+    def stop(self):
+        if self._delay:
+            self._sleep(self._delay)
+        return self._service.stop()
+
+
 def _manager(path, keep, check_mode, now):
     return ReleaseManager(path, keep=keep, check_mode=check_mode, now=now)
 

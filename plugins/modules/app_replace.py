@@ -22,8 +22,10 @@ description:
     app (best effort), switches back (recorded as a rollback of the release it leaves, see
     M(zerodowntime.rollout.release_info)), starts and probes it. It does not fail when the app stays unready;
     RV(ready) says so.
-  - Commands run without a shell, with a deadline. A start command must detach the app from its output (as a
-    systemd unit does), or the call waits for it until O(start_timeout).
+  - O(start_command) and O(stop_command) are command lines run by C(/bin/sh -c), as capistrano and ansistrano hooks
+    are; C(systemctl) runs without a shell. Every command has a deadline (O(stop_timeout), O(start_timeout)). A start
+    command must detach the app from its output (as a systemd unit does), or the call waits for it until
+    O(start_timeout).
 options:
   path:
     description: Absolute path of the release layout (the directory holding C(releases/) and C(current)).
@@ -60,15 +62,33 @@ options:
     description: The systemd unit (for O(service_manager=systemd)).
     type: str
   start_command:
-    description: Command that starts the app (for O(service_manager=command)), split like a shell would, not run by one.
+    description:
+      - The command line that starts the app (for O(service_manager=command)), run by C(/bin/sh -c) as the user the
+        module runs as, in the module's working directory. Shell syntax works as in a hook of capistrano or
+        ansistrano, for example C(PORT=8080 ./bin/ctl start) or C(cd /srv/shop/current && ./bin/start).
+      - It must return once the app is started, with the app's output redirected away from the command's (as a
+        control script does, or C(./bin/server >>log/app.log 2>&1 &)); otherwise the call waits for the app and ends
+        it after O(start_timeout) seconds.
+      - A non-zero exit fails the call; the message shows the line (secret-looking values such as C(PASSWORD=...)
+        hidden) and the end of its output.
     type: str
   stop_command:
-    description: Command that stops the app gracefully (for O(service_manager=command)).
+    description:
+      - The command line that stops the app gracefully (for O(service_manager=command)), run by C(/bin/sh -c) as
+        O(start_command) is; it is ended after O(stop_timeout) seconds, and the app's port (O(app_port)) must then be
+        closed within that time.
+      - M(zerodowntime.rollout.app_prepare) checks both lines before anything changes, while the host still serves.
     type: str
   stop_timeout:
     description: Seconds the stop, and the port closing after it, may take.
     type: float
     default: 60
+  stop_delay:
+    description:
+      - Seconds to wait before the stop, once the host is out of rotation, for load balancers that keep sending to a
+        drained host briefly. The wait is counted in the C(stop) step. Also before the stop of O(state=restored).
+    type: float
+    default: 0
   start_timeout:
     description: Seconds the start command may take.
     type: float
@@ -170,6 +190,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace import (  # noqa: E402
     STEP_NAMES,
+    StopAfterDelay,
     replace_app,
     restore_app,
 )
@@ -191,6 +212,7 @@ def argument_spec():
         "start_command": {"type": "str"},
         "stop_command": {"type": "str"},
         "stop_timeout": {"type": "float", "default": 60},
+        "stop_delay": {"type": "float", "default": 0},
         "start_timeout": {"type": "float", "default": 120},
         "app_host": {"type": "str", "default": "127.0.0.1"},
         "app_port": {"type": "int", "default": 0},
@@ -213,6 +235,8 @@ def run(params, check_mode, runner):
         app_port=params["app_port"],
         run=runner,
     )
+    if params["stop_delay"]:
+        service = StopAfterDelay(service, params["stop_delay"])
     probe = readiness_probe(params, params["consecutive_successes"], params["health_timeout"])
     if params["state"] == "restored":
         quick = readiness_probe(params, 1, 0)
@@ -241,7 +265,8 @@ def main():
     try:
         runner = deadline_runner(module.run_command, module.get_bin_path("timeout"))
         params = dict(module.params)
-        redact_params(module.params, ["health_url"])  # the invocation in the result shows params as they end
+        # the invocation in the result shows params as they end: no secret of a URL or of a command line in it
+        redact_params(module.params, ["health_url", "start_command", "stop_command"])
         result = run(params, module.check_mode, runner)
     except RolloutError as exc:
         module.fail_json(msg=redact_text(exc.msg), **exc.details)

@@ -32,9 +32,9 @@ AWX_JOB_ID = 4242
 # One host's runbook as the job events show it: (phase, task name prefix in roles/rolling_update/tasks), one
 # module call each; the replace call reports its own steps.
 STEPS = [
-    ("drain", "Take this server out of rotation on every HAProxy"),
+    ("drain", "Take this host out of rotation on every load balancer"),
     ("replace", "Stop the app, switch, start it and wait until it is ready"),
-    ("enable", "Put this server back on every HAProxy"),
+    ("enable", "Put this host back on every load balancer"),
 ]
 REPLACE_STEPS = ["stop", "deploy", "start", "ready"]
 

@@ -45,7 +45,7 @@ from demo.rollout import (
 pytestmark = pytest.mark.integration
 
 PREFLIGHT = os.path.join(ROOT, "roles", "rolling_update", "tasks", "preflight.yml")
-NAME_CHECK_TASK = "Check the HAProxy backend and server names (before anything is sent to HAProxy)"
+NAME_CHECK_TASK = "Check the variables"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -621,7 +621,7 @@ def test_r10_session_outlasting_drain_fails_and_restores_the_host(fleet_factory,
     assert halted, out[-3000:]
     halted = halted[-1]
     assert halted.startswith(
-        "Rollout halted on app1: step 'Take this server out of rotation on every HAProxy and wait for its in-flight"
+        "Rollout halted on app1: step 'Take this host out of rotation on every load balancer and wait for its in-flight"
     ), halted
     assert "waiting for app/app1 to drain" in halted and "DRAIN, 1 sessions" in halted, halted
     assert "rolling_update_drain_on_timeout: shutdown_sessions" in halted, halted

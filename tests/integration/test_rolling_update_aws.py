@@ -88,8 +88,8 @@ def test_elbv2_rollout_puts_targets_back_in_the_same_groups_and_ports(fleet, tmp
 
     proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "Take this target out of its AWS load balancers" in proc.stdout
-    assert "Put this target back in its AWS load balancers" in proc.stdout
+    assert "Take this host out of rotation on every load balancer" in proc.stdout
+    assert "Put this host back on every load balancer" in proc.stdout
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert aws.snapshot([web, api]) == before  # same targets, same ports, healthy
     # Every record was removed once its target was back; no marker on the app hosts any more.
@@ -127,7 +127,7 @@ def test_classic_elb_rollout(fleet, tmp_path, aws):
     inv = inventory(fleet, tmp_path, aws, "elb_classic", [one, two])
     proc = run_playbook(inv, extra(tmp_path), env=AWS_ENV)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "Take this target out of its AWS load balancers" in proc.stdout
+    assert "Take this host out of rotation on every load balancer" in proc.stdout
     assert versions(fleet) == {"app1": "v2", "app2": "v2"}
     assert sorted(aws.elb_instances(elb)) == sorted([one, two])
 

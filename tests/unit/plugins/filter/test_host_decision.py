@@ -138,3 +138,21 @@ def test_aws_read_is_ignored_for_haproxy_and_when_skipped():
     assert decide(app("v2", ready=True), [lb()], aws=aws_read(places=0))["action"] == "skip"
     skipped = {"skipped": True}
     assert decide(app("v2", ready=True), [], lb="elbv2", aws=skipped, aws_in_rotation=True)["action"] == "skip"
+
+
+def test_aws_read_comes_from_the_looped_read_the_role_registers():
+    """The role reads AWS with the same looped task as HAProxy (one item: rolling_update_aws_delegate_to)."""
+    read = dict(aws_read(in_rotation=False), item="localhost")
+    out = decide(app("v2", ready=True), [read], lb="elbv2")
+    assert out["action"] == "roll" and "is not in rotation everywhere" in out["msg"]
+    assert out["aws"] == {"places": read["places"], "rows": []}
+    assert out["lbs"] == []  # an AWS read is not an HAProxy row
+    refused = decide(None, [dict(aws_read(places=0, searched=["tg-a"]), item="localhost")], lb="elbv2")
+    assert refused["action"] == "refuse" and "is not registered with any target group of tg-a." in refused["msg"]
+    failed = [{"item": "localhost", "failed": True, "msg": "no credentials."}]
+    assert "AWS could not be read for app1: no credentials." in decide(None, failed, lb="elb_classic")["msg"]
+    # A skipped loop (no load balancer read) falls back to the boolean options.
+    skipped = host_decision(
+        app("v2", ready=True), {"results": [], "skipped": True}, dict(OPTS, lb="elbv2", aws_in_rotation=True)
+    )
+    assert skipped["action"] == "skip"

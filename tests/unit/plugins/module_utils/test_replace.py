@@ -11,6 +11,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import describe_releases, manage_release
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace import (
     ReplaceError,
+    StopAfterDelay,
     replace_app,
     restore_app,
 )
@@ -105,6 +106,30 @@ def test_replace_runs_stop_deploy_start_ready_in_order(host):
     assert [s["name"] for s in result["steps"]] == ["stop", "deploy", "start", "ready"]
     assert all(isinstance(s["seconds"], float) and s["seconds"] == 0.25 for s in result["steps"])
     assert result["elapsed"] == 1.0
+
+
+def test_stop_delay_waits_before_the_stop_only(host):
+    """rolling_update_drain_delay: the wait comes right before the stop, in the same call, on the old release."""
+    host.service = StopAfterDelay(
+        host, 1.5, sleep=lambda seconds: host.log.append(("sleep %g" % seconds, host.current()))
+    )
+    host.replace()
+    assert host.log == [
+        ("sleep 1.5", "releases/v1"),
+        ("stop", "releases/v1"),
+        ("start", "releases/v2"),
+        ("probe", "releases/v2"),
+    ]
+    host.log.clear()
+    host.restore()  # the rollback waits too: it drains the host again before it stops the app
+    assert host.names()[:2] == ["sleep 1.5", "stop"]
+    assert host.service.names is not None  # everything but stop is the service's own
+
+
+@pytest.mark.parametrize("delay", [-1, None, float("nan")])
+def test_stop_delay_must_be_zero_or_more(host, delay):
+    with pytest.raises(ValidationError, match="stop_delay must be 0 or more seconds"):
+        StopAfterDelay(host, delay)
 
 
 def test_release_not_unpacked_stops_nothing(host):
