@@ -20,6 +20,7 @@ import tempfile
 import pytest
 import vmhosts
 
+from conftest import server_snapshot
 from demo.fleet import APP_PY
 from demo.loadgen import LoadGenerator
 from demo.rollout import RotationSampler, run_playbook
@@ -209,6 +210,63 @@ def test_never_ready_release_is_rolled_back_through_systemd(fleet, inventory, to
     assert fleet.server_status() == {"app1": "UP", "app2": "UP"}
     assert not lock_left(fleet)
     assert summary.failed == 0, summary.format()
+
+
+def refused_rollout(fleet, inventory, extra=None):
+    """A rollout that preflight must refuse: no load needed, since nothing may be drained. Returns the process and
+    the rotation sampler (every 100 ms), after checking that HAProxy's server state on lb1 (its admin socket), every
+    app.service invocation and the releases are as they were, and that the lock is released."""
+    if "v4" not in fleet.artifacts:
+        fleet.build_artifact("v4")
+    artifact, sha = fleet.artifacts["v4"]
+    extra_vars = {
+        "rolling_update_version": "v4",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        **(extra or {}),
+    }
+    lb_before = server_snapshot(fleet.lb.admin_socket)
+    units_before = unit_state(fleet)
+    releases_before = {h.name: current_release(h) for h in fleet.app_hosts}
+    sampler = RotationSampler(fleet.lb.admin_socket, vmhosts.BACKEND, interval=0.1).start()
+    try:
+        proc = run_playbook(inventory, extra_vars, env=fleet.ansible_env())
+    finally:
+        sampler.stop()
+    assert proc.returncode != 0, tail(proc)
+    assert "No host was drained, stopped or switched" in proc.stdout, tail(proc)
+    assert server_snapshot(fleet.lb.admin_socket) == lb_before
+    assert fleet.server_status() == {"app1": "UP", "app2": "UP"}
+    assert not sampler.errors(), sampler.errors()[:3]
+    assert sampler.out_of_rotation_seconds() == dict.fromkeys((h.name for h in fleet.app_hosts), 0), (
+        sampler.out_of_rotation_seconds()
+    )
+    # app.service never restarted (same invocation, same MainPID), current untouched, v4 never unpacked
+    assert unit_state(fleet) == units_before
+    assert {h.name: current_release(h) for h in fleet.app_hosts} == releases_before
+    assert not any(os.path.exists(h.fs(vmhosts.APP_PATH + "/releases/v4")) for h in fleet.app_hosts)
+    assert not lock_left(fleet)
+    return proc, sampler
+
+
+def test_mistyped_unit_name_is_refused_in_preflight(fleet, inventory):
+    proc, sampler = refused_rollout(fleet, inventory, {"rolling_update_service_name": "app.srvice"})
+    for h in fleet.app_hosts:
+        expected = "Preparing %s failed: The systemd unit app.srvice is not known on this host" % h.name
+        assert expected in proc.stdout, tail(proc)
+    assert "Check rolling_update_service_name" in proc.stdout, tail(proc)
+    assert sampler.samples, "the sampler read lb1 during the run"
+
+
+def test_ssh_user_without_become_is_refused_in_preflight(fleet, tmp_path):
+    """deploy without become on the app hosts (the LB host keeps it: its admin socket is root's): systemctl can
+    read the unit but not stop it, so preflight refuses before any host is drained, and says to use become."""
+    inventory = fleet.write_inventory(str(tmp_path / "inventory.yml"), app_vars={"ansible_become": False})
+    proc, _sampler = refused_rollout(fleet, inventory)
+    for h in fleet.app_hosts:
+        expected = "Preparing %s failed: Stopping and starting the systemd unit app.service needs root" % h.name
+        assert expected in proc.stdout, tail(proc)
+    assert "Run it with become (for example ansible_become: true for the app hosts)" in proc.stdout, tail(proc)
 
 
 def test_host_init_never_starts_systemd_while_a_probe_is_visible(requirements, tmp_path):

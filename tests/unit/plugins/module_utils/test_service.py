@@ -1,7 +1,9 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Service: argv building, real tiny commands with a deadline, and the port-closed wait after a stop."""
+"""Service: argv building (systemctl; /bin/sh -c LINE for command lines), real tiny commands with a deadline, and
+the port-closed wait after a stop."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -77,11 +79,15 @@ def test_systemd_refuses_a_bad_unit_before_running_anything():
     assert run.calls == []
 
 
-def test_command_manager_splits_without_a_shell():
+def test_command_manager_runs_each_line_with_sh():
     run = FakeRun()
     service = Service("command", stop_command="/opt/app/bin/ctl stop 'a b'", start_command="ctl start", run=run)
     service.stop()
-    assert run.calls[0][0] == ["/opt/app/bin/ctl", "stop", "a b"]
+    service.start()
+    assert [argv for argv, _timeout in run.calls] == [
+        ["/bin/sh", "-c", "/opt/app/bin/ctl stop 'a b'"],
+        ["/bin/sh", "-c", "ctl start"],
+    ]
     assert service.describe("start") == "ctl start"
 
 
@@ -91,7 +97,6 @@ def test_command_manager_splits_without_a_shell():
         {"manager": "upstart", "name": "app"},
         {"manager": "command", "start_command": "x"},
         {"manager": "command", "stop_command": "x", "start_command": "  "},
-        {"manager": "command", "stop_command": "echo 'open", "start_command": "x"},
         {"manager": "systemd", "name": "app", "stop_timeout": 0},
         {"manager": "systemd", "name": "app", "start_timeout": -1},
         {"manager": "systemd", "name": "app", "app_port": 70000},
@@ -183,8 +188,11 @@ def test_port_open_on_a_real_loopback_socket():
 # --- real commands -----------------------------------------------------------------------------------
 
 
-def run_command(argv):
-    """What AnsibleModule.run_command does for these tests: run without a shell, stdin from /dev/null."""
+def run_command(argv, expand_user_and_vars=True):
+    """What AnsibleModule.run_command does for these tests: run without a shell, stdin from /dev/null; like it,
+    expand ``~`` and ``$VAR`` in every argument unless told not to."""
+    if expand_user_and_vars:
+        argv = [os.path.expanduser(os.path.expandvars(a)) for a in argv]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)  # noqa: S603
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -212,7 +220,7 @@ def test_run_argv_kills_at_the_deadline():
 
 def test_without_timeout_the_command_runs_unwrapped():
     seen = []
-    runner = deadline_runner(lambda argv: seen.append(argv) or (0, "", ""), None)
+    runner = deadline_runner(lambda argv, **kwargs: seen.append(argv) or (0, "", ""), None)
     assert runner(["ctl", "stop"], 5) == (0, "", "")
     assert seen == [["ctl", "stop"]]
 
@@ -281,16 +289,14 @@ def test_check_finds_the_command_programs(tmp_path):
     script = tmp_path / "ctl"
     script.write_text("#!/bin/sh\n")
     script.chmod(0o755)
-    run = FakeRun()
-    Service("command", start_command="%s start" % script, stop_command="sh -c 'exit 0'", run=run).check(
+    Service("command", start_command="%s start" % script, stop_command="sh -c 'exit 0'", run=run_argv).check(
         1000, shutil.which
     )
-    assert run.calls == []  # nothing is run to check a command
     script.chmod(0o644)
     with pytest.raises(ServiceError, match="stop_command runs .*/ctl, which is not an executable program"):
-        Service("command", start_command="true", stop_command="%s stop" % script, run=run).check(0, shutil.which)
+        Service("command", start_command="true", stop_command="%s stop" % script, run=run_argv).check(0, shutil.which)
     with pytest.raises(ServiceError, match=r"start_command runs app-ctll, .* \(not found on PATH\)"):
-        Service("command", start_command="app-ctll start", stop_command="true", run=run).check(0, shutil.which)
+        Service("command", start_command="app-ctll start", stop_command="true", run=run_argv).check(0, shutil.which)
 
 
 def test_check_names_become_when_a_non_root_user_cannot_ask_systemd():
