@@ -14,8 +14,9 @@ description:
     the host (unless retried on purpose), or when someone other than a rollout took the server out of rotation and
     O(options.admin_down) is V(fail).
   - With the AWS load balancers, the decision reads the result of M(zerodowntime.rollout.rotation)
-    O(zerodowntime.rollout.rotation#module:state=read) with provider C(elbv2) or C(elb_classic): O(options) C(aws),
-    or else the first result in O(lbs) (the role reads AWS once, on its delegate host). It is V(refuse) when
+    O(zerodowntime.rollout.rotation#module:state=read) with provider C(elbv2) or C(elb_classic), taken from
+    O(options) C(aws), or else the first result in O(lbs) (the role reads AWS once, on its delegate host). It is
+    V(refuse) when
     the target is registered with no target group (Classic ELB) and no resume record says that a rollout took it out.
   - V(skip) when the host already runs the release, answers its readiness probe and is in rotation everywhere (or
     was taken out by someone else and O(options.admin_down) is V(skip)). Otherwise V(roll).
@@ -28,7 +29,7 @@ options:
     required: true
   lbs:
     description:
-      - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read): one result per HAProxy host,
+      - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read), one result per HAProxy host,
         or the one AWS read; empty without a load balancer.
     type: raw
     required: true

@@ -18,11 +18,20 @@ checked member by member before anything is written, the free-space rule is appl
 """
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info import read_app
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import copy_room
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
 
 
 def prepare_app(
-    path, version, release_args, quick_probe=None, retry_rolled_back=False, check_mode=False, service_check=None
+    path,
+    version,
+    release_args,
+    quick_probe=None,
+    retry_rolled_back=False,
+    check_mode=False,
+    service_check=None,
+    defer_src=False,
+    copy_dir=None,
 ):
     """Read the host, then unpack ``version`` when it will be rolled. Returns the module result.
 
@@ -33,6 +42,12 @@ def prepare_app(
     ``allow_unverified``, ``keep``, ``min_free_space``, ``shared_paths``, ``owner``, ``group``, ``fetch``).
     The result is :func:`read_app`'s, plus ``prepared`` (the release is unpacked and complete, or would be in
     check mode), ``unpack`` (why it was or was not unpacked) and ``pruned``.
+
+    With ``defer_src`` (the action plugin's first call when the controller provides the archive), nothing is
+    unpacked or written: when the release must be unpacked, the result says so with ``src_needed`` and gives
+    ``copy_room``, the bytes the filesystem of ``copy_dir`` (where the copy will land; default ``path``) can take
+    while keeping ``min_free_space`` free, so that the controller can refuse an archive that does not fit before
+    it copies anything. ``src_needed`` is false otherwise.
     """
     if service_check is not None:
         service_check()
@@ -45,6 +60,14 @@ def prepare_app(
         why = None
     if why is not None:
         result.update(prepared=result["unpacked"], unpack=why, pruned=[])
+        if defer_src:
+            result["src_needed"] = False
+        result["msg"] = "%s; %s." % (result["msg"].rstrip("."), why)
+        return result
+    if defer_src:
+        why = "%s must be unpacked: the archive is needed" % version
+        room = copy_room(copy_dir or path, release_args.get("min_free_space"))
+        result.update(changed=False, prepared=False, unpack=why, pruned=[], src_needed=True, copy_room=room)
         result["msg"] = "%s; %s." % (result["msg"].rstrip("."), why)
         return result
     unpacked = manage_release(path, state="present", version=version, check_mode=check_mode, **release_args)

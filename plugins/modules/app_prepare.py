@@ -30,15 +30,72 @@ options:
     required: true
   src:
     description:
-      - The archive of O(version), an absolute path on this host or an C(http(s)) URL, as the
-        M(zerodowntime.rollout.release) option of the same name. Only read when O(version) must be unpacked.
+      - The archive of O(version). Only read when O(version) must be unpacked.
+      - With O(artifact_from=host), an absolute path on this host or an C(http(s)) URL this host downloads, as the
+        M(zerodowntime.rollout.release) option of the same name.
+      - With O(artifact_from=controller), an absolute path on the controller, an C(http(s)) URL the controller
+        downloads, or C(s3://bucket/key), fetched on the controller with boto3.
     type: str
     required: true
+  artifact_from:
+    description:
+      - Who reads O(src). V(host) - this host. V(controller) - the controller reads (or fetches) O(src), verifies
+        it against O(checksum) (or computes its checksum when there is none), and copies it to this host, which
+        verifies the copy again before unpacking. V(auto) - V(controller) for C(s3://bucket/key), V(host) for
+        anything else.
+      - A copy happens only when the host will unpack O(version) (not when it runs O(version) already, nor when
+        O(version) was rolled back there and O(retry_rolled_back=false)). The module is then run twice, first to
+        read the host without writing anything, then with the copy.
+      - The copy follows the rules of a URL download. It is refused before it starts when it is larger than
+        O(max_size) or than what the filesystem that receives it can take while keeping O(min_free_space) free,
+        and it must finish within O(download_timeout). The copy lands in Ansible's remote temporary directory
+        and is removed afterwards, on failure too.
+      - An S3 object or a URL fetched on the controller is fetched once per run when O(checksum) is set (kept in
+        a private directory under Ansible's local temporary directory, removed when the run ends), else once per
+        host.
+      - C(s3://) with O(artifact_from=host) is refused.
+    type: str
+    choices: [auto, host, controller]
+    default: auto
+  s3_endpoint_url:
+    description:
+      - S3 endpoint URL for an C(s3://) O(src) (empty - AWS itself). Credentials come only from the controller's
+        environment and AWS configuration, never from a task option.
+    type: str
+    default: ""
+  region:
+    description: AWS region for an C(s3://) O(src) (empty - the controller's AWS configuration).
+    type: str
+    default: ""
+  max_size:
+    description:
+      - The largest archive that is downloaded, fetched or copied, in the size syntax of O(min_free_space)
+        (C(512M), C(2G)), without percentages. V(0) or empty - no limit beyond the free space.
+    type: str
+    default: ""
+  download_timeout:
+    description:
+      - Seconds a URL download on the host, a fetch on the controller, or the copy to the host may take in all.
+    type: int
+    default: 300
+  defer_src:
+    description:
+      - Internal, set by the action plugin for O(artifact_from=controller). Read the host and answer whether the
+        archive is needed (RV(src_needed)) without reading O(src) or writing anything.
+    type: bool
+    default: false
+  copy_dir:
+    description:
+      - Internal, set by the action plugin with O(defer_src). The directory the copy will land in, whose free
+        space RV(copy_room) reports.
+    type: path
   checksum:
-    description: Expected C(sha256:<hex>) of the archive. Required for a URL O(src) unless O(allow_unverified=true).
+    description:
+      - Expected C(sha256:<hex>) of the archive. Required for a URL or C(s3://) O(src) unless
+        O(allow_unverified=true).
     type: str
   allow_unverified:
-    description: Allow a URL O(src) without O(checksum).
+    description: Allow a URL or C(s3://) O(src) without O(checksum).
     type: bool
     default: false
   retry_rolled_back:
@@ -69,18 +126,28 @@ options:
     description:
       - How the app is stopped and started, as the M(zerodowntime.rollout.app_replace) option. When set, the module
         checks first, before anything is written, that this will work. For V(systemd), that O(service_name) is a unit
-        systemd knows and that the module runs as root; for V(command), that the programs of O(stop_command) and
-        O(start_command) exist. Not checked when omitted.
+        systemd knows and that the module runs as root; for V(command), that O(stop_command) and O(start_command)
+        pass C(sh -n) and that the first program of each resolves with C(command -v) on the host. Not checked when
+        omitted.
     type: str
     choices: [systemd, command]
   service_name:
     description: The systemd unit of the app, with O(service_manager=systemd).
     type: str
   start_command:
-    description: The command that starts the app, with O(service_manager=command).
+    description:
+      - The command line that starts the app, with O(service_manager=command), as the
+        M(zerodowntime.rollout.app_replace) option. It is run by C(/bin/sh -c), so shell syntax such as
+        C(PORT=8080 ./bin/ctl start) or C(cd /srv/shop/current && ./bin/start) works.
+      - Checked before anything is written, and never run here. The line must pass C(sh -n), and its first word that
+        is not a C(VAR=value) assignment must resolve with the shell's C(command -v) on the host (a program on PATH, a
+        shell builtin such as C(cd), or an executable file when it contains a C(/)). A first word that needs an
+        expansion (C($APP_HOME/bin/ctl)) is left to run time.
     type: str
   stop_command:
-    description: The command that stops the app, with O(service_manager=command).
+    description:
+      - The command line that stops the app, with O(service_manager=command), as the
+        M(zerodowntime.rollout.app_replace) option; checked as O(start_command) is.
     type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -90,6 +157,8 @@ attributes:
     support: full
     details:
       - Reads, verifies a local archive and reports what it would unpack; writes nothing.
+      - With O(artifact_from=controller), nothing is fetched or copied; a path on the controller is verified, and
+        RV(source) says what would be copied.
   diff_mode:
     support: none
   platform:
@@ -111,6 +180,24 @@ EXAMPLES = r"""
     group: shop
     health_url: http://127.0.0.1:8080/ready
   register: shop
+
+- name: Copy 2.4.1 from S3 through the controller, once per run, to the hosts that will unpack it
+  zerodowntime.rollout.app_prepare:
+    path: /srv/shop
+    version: "2.4.1"
+    src: s3://shop-artifacts/shop/shop-2.4.1.tar.gz
+    checksum: "sha256:{{ shop_sha256 }}"
+    region: eu-west-1
+    max_size: 512M
+    health_url: http://127.0.0.1:8080/ready
+
+- name: Copy an archive built on the controller (its checksum is computed there and checked on the host)
+  zerodowntime.rollout.app_prepare:
+    path: /srv/shop
+    version: "2.4.2"
+    src: "{{ playbook_dir }}/build/shop-2.4.2.tar.gz"
+    artifact_from: controller
+    health_url: http://127.0.0.1:8080/ready
 
 - name: Refuse a host where 2.4.1 was rolled back
   ansible.builtin.assert:
@@ -162,6 +249,24 @@ rolled_back_at:
   description: When O(version) was rolled back on this host, or null.
   returned: always
   type: str
+source:
+  description:
+    - Where the archive came from, with O(artifact_from=controller).
+    - C(from) (V(controller)), C(kind) (V(path), V(url) or V(s3)), C(src) (redacted), C(checksum) (as verified on
+      the controller), C(size) in bytes, C(fetched) (the controller fetched it for this host; false when the run's
+      cached copy was used or nothing was needed), C(copied) (a copy was sent to this host), C(would_copy) (check
+      mode).
+  returned: when O(artifact_from) resolves to V(controller)
+  type: dict
+  sample: {"from": "controller", "kind": "s3", "src": "s3://shop-artifacts/shop-2.4.1.tar.gz", "copied": true}
+src_needed:
+  description: With O(defer_src), whether the host needs the archive to unpack O(version).
+  returned: with O(defer_src)
+  type: bool
+copy_room:
+  description: With O(defer_src) and RV(src_needed), bytes the filesystem of O(copy_dir) can take, or null.
+  returned: with O(defer_src) when RV(src_needed)
+  type: int
 msg:
   description: A one-line summary.
   returned: always
@@ -172,8 +277,12 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import is_s3, resolve  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import make_fetch  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (  # noqa: E402
+    RolloutError,
+    ValidationError,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
     READINESS_SPEC,
     readiness_probe,
@@ -190,6 +299,13 @@ def argument_spec():
         "path": {"type": "path", "required": True},
         "version": {"type": "str", "required": True},
         "src": {"type": "str", "required": True},
+        "artifact_from": {"type": "str", "default": "auto", "choices": ["auto", "host", "controller"]},
+        "s3_endpoint_url": {"type": "str", "default": ""},
+        "region": {"type": "str", "default": ""},
+        "max_size": {"type": "str", "default": ""},
+        "download_timeout": {"type": "int", "default": 300},
+        "defer_src": {"type": "bool", "default": False},
+        "copy_dir": {"type": "path"},
         "checksum": {"type": "str"},
         "allow_unverified": {"type": "bool", "default": False},
         "retry_rolled_back": {"type": "bool", "default": False},
@@ -210,12 +326,25 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = dict(module.params)
-    redact_params(module.params, ["src", "health_url"])  # the invocation in the result shows params as they end
+    # the invocation in the result shows params as they end: no secret of a URL or of a command line in it
+    redact_params(module.params, ["src", "health_url", "start_command", "stop_command"])
     release_args = {name: params[name] for name in RELEASE_OPTIONS}
     release_args["src"] = params["src"]
     try:
-        # The download keeps min_free_space free too, within the release module's default deadline.
-        release_args["fetch"] = make_fetch(min_free_space=params["min_free_space"])
+        controller_side = is_s3(params["src"]) or params["artifact_from"] == "controller"
+        if (
+            not params["defer_src"]
+            and controller_side
+            and resolve(params["src"], params["artifact_from"])[0] == "controller"
+        ):
+            raise ValidationError(
+                "artifact_from=controller needs the collection's app_prepare action plugin (run the module as the "
+                "task zerodowntime.rollout.app_prepare, not through another action)."
+            )
+        # The download keeps min_free_space free too, within download_timeout and max_size.
+        release_args["fetch"] = make_fetch(
+            timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
+        )
         service_check = None
         if params["service_manager"]:
             service = Service(
@@ -237,6 +366,8 @@ def main():
             retry_rolled_back=params["retry_rolled_back"],
             check_mode=module.check_mode,
             service_check=service_check,
+            defer_src=params["defer_src"],
+            copy_dir=params["copy_dir"],
         )
     except RolloutError as exc:
         module.fail_json(msg=redact_text(exc.msg), **exc.details)

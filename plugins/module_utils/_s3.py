@@ -1,0 +1,179 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to the zerodowntime.rollout collection; not a public API, may change without notice.
+"""Fetch an ``s3://bucket/key`` release archive with boto3, bounded like a URL download.
+
+* boto3 is imported only when an S3 object is fetched, and a missing boto3 is a one-line message;
+* credentials come from boto3's own chain (environment, shared configuration, instance profile): nothing here
+  takes or shows them, and every message goes through :func:`redact_text`;
+* one deadline for the whole fetch (the request and the body): the body is read in a worker thread that the
+  caller waits for until the deadline; at the deadline the stream is closed and the worker writes nothing more;
+* a size budget, as for a URL download (:class:`_download._Budget`): ``max_size`` and the free space of the
+  filesystem written to. The object's ``ContentLength`` above the budget is refused before its body is read, and
+  a running byte count stops a body that goes past it.
+"""
+
+import contextlib
+import os
+import threading
+import time
+
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import (
+    ArtifactSourceError,
+    parse_s3_url,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import (
+    CHUNK,
+    DownloadError,
+    _Budget,
+    parse_timeout,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import format_bytes
+
+
+def make_client(region=None, endpoint_url=None, timeout=60):
+    """A boto3 S3 client from the controller's own AWS configuration. Raises ArtifactSourceError when boto3 is
+    missing."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ArtifactSourceError(
+            "s3:// artifacts are fetched with boto3, which is not installed for the controller's Python: install "
+            "boto3 there (pip install boto3), or publish the artifact at an http(s) URL. Nothing was changed."
+        ) from None
+    config = Config(
+        connect_timeout=max(1, min(timeout, 60)),
+        read_timeout=max(1, min(timeout, 60)),
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    return boto3.session.Session().client(
+        "s3", region_name=region or None, endpoint_url=endpoint_url or None, config=config
+    )
+
+
+def _describe_error(exc):
+    """A short, secret-free reason for a boto3/botocore error."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+        err = response["Error"]
+        code = err.get("Code") or "error"
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        text = "%s%s" % (code, " (HTTP %s)" % status if status else "")
+        if err.get("Message"):
+            text += ": %s" % err["Message"]
+        return redact_text(text)
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return (
+            "no usable AWS credentials on the controller (set them in the controller's environment or AWS "
+            "configuration: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role)"
+        )
+    return redact_text("%s: %s" % (name, exc))
+
+
+class _Transfer:
+    def __init__(self, client, bucket, key, fileobj, budget, deadline, clock):
+        self.client, self.bucket, self.key, self.fileobj = client, bucket, key, fileobj
+        self.budget, self.deadline, self.clock = budget, deadline, clock
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.cancelled = False
+        self.body = None
+        self.written = 0
+        self.error = None
+
+    def run(self):
+        try:
+            self._run()
+        except BaseException as exc:  # handed to the waiting caller
+            self.error = exc
+        finally:
+            with self.lock:
+                body, self.body = self.body, None
+            if body is not None:
+                with contextlib.suppress(Exception):
+                    body.close()
+            self.done.set()
+
+    def _run(self):
+        answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
+        body = answer["Body"]
+        with self.lock:
+            if self.cancelled:
+                body.close()
+                return
+            self.body = body
+        length = answer.get("ContentLength")
+        if isinstance(length, int):
+            self.budget.check_announced(length)
+        while True:
+            if self.clock() >= self.deadline:
+                raise TimeoutError("deadline reached")
+            chunk = body.read(CHUNK)
+            if not chunk:
+                break
+            self.budget.check_written(self.written + len(chunk))
+            with self.lock:
+                if self.cancelled:
+                    return
+                self.fileobj.write(chunk)
+                self.written += len(chunk)
+        if isinstance(length, int) and self.written != length:
+            raise DownloadError(
+                "fetching s3://%s/%s failed: S3 announced %s but the stream ended after %s. Try again."
+                % (self.bucket, self.key, format_bytes(length), format_bytes(self.written))
+            )
+
+    def cancel(self):
+        with self.lock:
+            self.cancelled = True
+            body = self.body
+        if body is not None:
+            with contextlib.suppress(Exception):
+                body.close()
+
+
+def fetch_s3(
+    src, fileobj, client=None, region=None, endpoint_url=None, timeout=None, max_size=None, clock=None, statvfs=None
+):
+    """Write the object ``src`` (``s3://bucket/key``) into ``fileobj`` within ``timeout`` seconds (default 300)
+    and ``max_size`` bytes (None: no limit but the free space of ``fileobj``'s filesystem).
+
+    ``client`` is a boto3 S3 client (tests); by default one is made from the controller's AWS configuration
+    with ``region`` and ``endpoint_url``. Raises ArtifactSourceError / DownloadError; the caller removes the file.
+    Returns the number of bytes written.
+    """
+    bucket, key = parse_s3_url(src)
+    clock = clock or time.monotonic
+    seconds = parse_timeout(timeout, "download_timeout")
+    deadline = clock() + seconds
+    if client is None:
+        client = make_client(region, endpoint_url, timeout=seconds)
+    budget = _Budget(src, fileobj, max_size, ("bytes", 0), statvfs or os.fstatvfs)
+    transfer = _Transfer(client, bucket, key, fileobj, budget, deadline, clock)
+    worker = threading.Thread(target=transfer.run, name="zerodowntime-rollout-s3", daemon=True)
+    worker.start()
+    finished = transfer.done.wait(max(deadline - clock(), 0))
+    if not finished:
+        transfer.cancel()
+    error = transfer.error
+    if isinstance(error, RolloutError) and finished:
+        raise error
+    if not finished or isinstance(error, TimeoutError) or (error is not None and clock() >= deadline):
+        raise ArtifactSourceError(
+            "fetching %s did not finish within %g s (download_timeout): %s had arrived. The partial file was "
+            "removed. Check the S3 endpoint, or raise rolling_update_artifact_timeout for a slow link."
+            % (src, seconds, format_bytes(transfer.written)),
+            timeout=seconds,
+            written=transfer.written,
+        )
+    if error is not None:
+        if not isinstance(error, Exception):
+            raise error
+        raise ArtifactSourceError(
+            "fetching %s on the controller failed: %s. Nothing was copied or unpacked." % (src, _describe_error(error))
+        ) from None
+    return transfer.written
