@@ -19,9 +19,8 @@ description:
     with the task; what the call took beyond them (module start-up) comes before the first. A looped task (one
     call per HAProxy host) lays out each item's steps before that item's end.
   - A task without C(steps) belongs to the step of the role task file it comes from - C(preflight.yml) is
-    C(preflight), C(prepare.yml) C(unpack), C(drain.yml) and C(aws/drain.yml) C(drain), C(enable.yml) and
-    C(aws/enable.yml) C(enable), C(stabilize.yml) C(stabilize), C(rollback.yml) and C(revert.yml) C(rollback),
-    C(aws/check.yml) the step of the file that included it (preflight or drain). In C(replace.yml), a call that
+    C(preflight), C(prepare.yml) C(unpack), C(drain.yml) C(drain), C(enable.yml) C(enable), C(stabilize.yml)
+    C(stabilize), C(rollback.yml) and C(revert.yml) C(rollback). In C(replace.yml), a call that
     failed before its first step is C(deploy), the hook include is C(hook), and the role's bookkeeping belongs
     to no step. Otherwise the task belongs to the step named by its C(rolling_update_<phase>) tag, and a task
     from outside the role (a hook file) to an open C(hook) step.
@@ -92,8 +91,8 @@ notes:
     balancer, for a looped task) to the end of the successful C(enable) step, when the load balancer reported
     the server UP (of the last load balancer; in the C(enable) phase or in a rollback). A drain that failed
     without changing anything (the capacity guard) leaves the host in rotation. A rollback that drains a host
-    back in rotation opens a second interval. Without module steps (AWS), from the start of the first task of
-    C(drain.yml) or C(aws/drain.yml) to the end of the last successful task of C(enable.yml) or C(aws/enable.yml).
+    back in rotation opens a second interval. For a result without module steps, from the start of the first task
+    of C(drain.yml) to the end of the last successful task of C(enable.yml).
     When the host never went back, to the end of the run."
   - "C(rollout-report.json) format (version 1; JSON Schema C(docs/rollout-report.schema.json) in the collection),
     times in epoch seconds:

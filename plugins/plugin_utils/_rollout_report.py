@@ -61,24 +61,18 @@ STEP_COLOURS = {
 ROLE_MARKER = "roles/rolling_update/tasks/"
 
 # Role task file (relative to the role's tasks/) -> step, for tasks whose result carries no ``steps``.
-# INHERIT: the file serves several steps (it takes the step of the file that included it).
-INHERIT = "inherit"
 FILE_STEPS = {
     "begin.yml": "preflight",
     "preflight.yml": "preflight",
     "prepare.yml": "unpack",
     "drain.yml": "drain",
-    "aws/drain.yml": "drain",
     # The steps app_replace returns; a call that failed before its first step counts as deploy.
     "replace.yml": "deploy",
     "replace_around_hook.yml": "deploy",
     "enable.yml": "enable",
-    "aws/enable.yml": "enable",
     "stabilize.yml": "stabilize",
     "rollback.yml": "rollback",
     "revert.yml": "rollback",
-    # Read in preflight (preflight.yml) and again before each AWS drain (aws/drain.yml).
-    "aws/check.yml": INHERIT,
 }
 # Files whose tasks take their steps from the module result; a task there without steps that neither failed
 # nor changed anything is the role's bookkeeping and belongs to no step.
@@ -94,17 +88,17 @@ TAG_STEPS = {
     "rolling_update_rollback": "rollback",
 }
 
-# Out of rotation, for results without ``steps`` (AWS): from the first task of these files ...
-DRAIN_FILES = frozenset(("drain.yml", "aws/drain.yml"))
+# Out of rotation, for results without ``steps``: from the first task of these files ...
+DRAIN_FILES = frozenset(("drain.yml",))
 # ... to the last successful task of these (in the enable step or in a rollback).
-ENABLE_FILES = frozenset(("enable.yml", "aws/enable.yml"))
+ENABLE_FILES = frozenset(("enable.yml",))
 
 HIDDEN = "output hidden"
 _LINE_SUFFIX = re.compile(r":\d+$")
 
 
 def role_task_file(path):
-    """``.../roles/rolling_update/tasks/aws/drain.yml:12`` -> ``aws/drain.yml``; None when the
+    """``.../roles/rolling_update/tasks/drain.yml:12`` -> ``drain.yml``; None when the
     task does not come from the rolling_update role."""
     if not path:
         return None
@@ -133,9 +127,8 @@ def step_for_task(path, tags=(), current=None, via=()):
     sits in, nearest first. A role task is rollback while the host rolls back: rollback.yml and
     revert.yml re-use drain.yml and enable.yml, so a role task included from them (``via``), tagged
     ``rolling_update_rollback``, or run once the host's current step is rollback is rollback. Otherwise
-    the role's file decides (replace.yml: deploy, or hook for its hook include; aws/check.yml: the
-    step of the file that included it), then the step tags. Tasks from outside the role (hook files)
-    belong to an open hook step."""
+    the role's file decides (replace.yml: deploy, or hook for its hook include), then the step tags. Tasks
+    from outside the role (hook files) belong to an open hook step."""
     tags = [t for t in (tags or ()) if isinstance(t, str)]
     rel = role_task_file(path)
     parents = [r for r in (role_task_file(p) for p in (via or ())) if r is not None]
@@ -146,12 +139,6 @@ def step_for_task(path, tags=(), current=None, via=()):
     ):
         return "rollback"
     step = FILE_STEPS.get(rel) if rel is not None else None
-    if step == INHERIT:
-        for p in parents:
-            inherited = FILE_STEPS.get(p)
-            if inherited and inherited != INHERIT:
-                return inherited
-        return current or step_from_tags(tags) or "preflight"
     if rel in MODULE_FILES and "rolling_update_hooks" in tags:
         return "hook"
     if step:

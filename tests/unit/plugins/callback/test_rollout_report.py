@@ -17,7 +17,6 @@ from ansible_collections.zerodowntime.rollout.plugins.callback import rollout_re
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (
     FILE_STEPS,
     HIDDEN,
-    INHERIT,
     MODULE_STEPS,
     SCHEMA_VERSION,
     STEP_COLOURS,
@@ -66,23 +65,15 @@ def assert_valid(report):
         (ROLE + "prepare.yml:7", ["rolling_update", "rolling_update_prepare"], "preflight", [], "unpack"),
         (ROLE + "drain.yml:4", [], None, [], "drain"),
         (ROLE + "drain.yml:4", ["rolling_update", "rolling_update_drain"], "preflight", [], "drain"),
-        (ROLE + "aws/drain.yml:22", [], "drain", [], "drain"),
         # replace.yml: the steps app_replace returns (laid out by the model); without them deploy, and
         # its hook include opens the hook step.
         (ROLE + "replace.yml:8", ["rolling_update", "rolling_update_replace"], "drain", [], "deploy"),
         (ROLE + "replace.yml:20", ["rolling_update_replace", "rolling_update_hooks"], "deploy", [], "hook"),
         (ROLE + "enable.yml:4", [], None, [], "enable"),
-        (ROLE + "aws/enable.yml:16", [], "enable", [], "enable"),
         (ROLE + "stabilize.yml:4", [], None, [], "stabilize"),
         (ROLE + "stabilize.yml:10", ["rolling_update_stabilize"], "stabilize", [], "stabilize"),
         (ROLE + "rollback.yml:5", [], None, [], "rollback"),
         (ROLE + "revert.yml:10", [], None, [], "rollback"),
-        # aws/check.yml serves preflight and the AWS drain: the file that included it decides.
-        (ROLE + "aws/check.yml:2", [], None, [ROLE + "preflight.yml:62", ROLE + "preflight.yml:4"], "preflight"),
-        (ROLE + "aws/check.yml:2", [], "preflight", [ROLE + "aws/drain.yml:4", ROLE + "drain.yml:18"], "drain"),
-        (ROLE + "aws/check.yml:2", [], "drain", [], "drain"),
-        (ROLE + "aws/check.yml:2", ["rolling_update", "rolling_update_preflight"], None, [], "preflight"),
-        (ROLE + "aws/check.yml:2", [], None, [], "preflight"),
         # main.yml only orchestrates: its tasks carry the phase tags.
         (ROLE + "main.yml:19", ["rolling_update_preflight", "rolling_update"], None, [], "preflight"),
         (ROLE + "main.yml:113", ["rolling_update_rollback", "rolling_update"], "ready", [], "rollback"),
@@ -102,7 +93,6 @@ def assert_valid(report):
             "rollback",
         ),
         (ROLE + "enable.yml:4", [], None, [ROLE + "revert.yml:22"], "rollback"),
-        (ROLE + "aws/check.yml:2", [], None, [ROLE + "aws/drain.yml:4", ROLE + "revert.yml:10"], "rollback"),
         # outside the role: a hook file belongs to an open hook step, the playbook's own tasks to none
         ("/srv/hooks/warm_cache.yml:3", [], "hook", [], "hook"),
         ("/srv/hooks/warm_cache.yml:3", [], "drain", [], None),
@@ -121,14 +111,14 @@ def test_step_for_task(path, tags, current, via, step):
 def test_step_list_is_the_one_list():
     """Every step a role file, a tag or a module names is in STEPS, and the HTML has a colour for each."""
     assert "check" not in STEPS and len(set(STEPS)) == len(STEPS)
-    named = {s for s in list(FILE_STEPS.values()) + list(TAG_STEPS.values()) if s != INHERIT}
+    named = set(FILE_STEPS.values()) | set(TAG_STEPS.values())
     assert named <= set(STEPS)
     assert set(STEP_COLOURS) == set(STEPS)
     assert {"drain", "stop", "deploy", "start", "ready", "enable"} <= MODULE_STEPS < set(STEPS)
 
 
 def test_role_task_file():
-    assert role_task_file(ROLE + "aws/drain.yml:12") == "aws/drain.yml"
+    assert role_task_file(ROLE + "drain.yml:12") == "drain.yml"
     assert role_task_file("roles/rolling_update/tasks/drain.yml") == "drain.yml"
     assert role_task_file(PLAYBOOK + ":3") is None
     assert role_task_file("") is None
@@ -605,34 +595,20 @@ def test_revert_is_a_rollback():
     assert [b["hosts"] for b in r["batches"]] == [["app1"]]
 
 
-def test_aws_without_steps_uses_the_task_files():
-    """The AWS modules return no steps: out of rotation from the first task of aws/drain.yml to the last
-    successful task of aws/enable.yml; aws/check.yml belongs to the file that included it."""
+def test_results_without_steps_use_the_task_files():
+    """A drain and an enable whose results carry no steps (a module of an older collection, or a result cut
+    short): out of rotation from the start of the drain task to the end of the last successful enable task."""
     run = Run()
     run.play(batched=False)
-    pre = ["preflight.yml:70", "preflight.yml:4"]
-    run.task("app1", "aws/check.yml:2", via=pre)
-    run.task("app1", "aws/check.yml:9", changed=False, via=pre)
-    run.task("app1", "drain.yml:4", status="skipped")
-    run.task("app1", "drain.yml:17", is_include=True)
-    run.task("app1", "aws/check.yml:2", via=["aws/drain.yml:4", "drain.yml:17"])
-    run.task("app1", "aws/check.yml:9", via=["aws/drain.yml:4", "drain.yml:17"])
-    out_at = run.task("app1", "aws/drain.yml:21", via=["drain.yml:17"])[0]
-    run.task("app1", "aws/drain.yml:27", changed=True, via=["drain.yml:17"])
-    run.task("app1", "aws/drain.yml:37", changed=True, dt=3.0, via=["drain.yml:17"])
+    run.task("app1", "preflight.yml:40", via=["preflight.yml:4"])
+    out_at = run.task("app1", "drain.yml:6", changed=True, dt=3.0)[0]
     run.task("app1", "replace.yml:8", changed=True, dt=3.0, steps=REPLACED)
-    run.task("app1", "enable.yml:4", status="skipped")
-    run.task("app1", "enable.yml:12", is_include=True)
-    run.task("app1", "aws/enable.yml:2", status="skipped", via=["enable.yml:12"])
-    run.task("app1", "aws/enable.yml:9", via=["enable.yml:12"])
-    run.task("app1", "aws/enable.yml:17", changed=True, dt=4.0, via=["enable.yml:12"])
-    back = run.task("app1", "aws/enable.yml:44", changed=True, via=["enable.yml:12"])[1]
+    back = run.task("app1", "enable.yml:5", changed=True, dt=4.0)[1]
     run.m.finish(run.t + 1.0)
     r = run.m.as_dict()
     assert_valid(r)
     h = r["hosts"]["app1"]
     assert [s["step"] for s in h["steps"]] == ["preflight", "drain", "stop", "deploy", "start", "ready", "enable"]
-    assert h["steps"][0]["tasks"] == 2 and h["steps"][1]["tasks"] == 6
     assert h["out_of_rotation"]["intervals"] == [{"start": out_at, "end": back, "back_in_rotation": True}]
     assert (h["result"], h["batch"]) == ("changed", 1)
 
