@@ -273,3 +273,56 @@ def test_s3_without_checksum_is_refused_before_any_drain(fleet2, tmp_path, moto_
     assert "s3:// artifacts need rolling_update_artifact_checksum" in proc.stdout, proc.stdout[-4000:]
     assert admin_states(fleet2) == haproxy_before and sampler.max_out_of_rotation() == 0
     assert not [g for g in gets if "/releases/" in g]
+
+
+def test_controller_url_is_downloaded_once_by_the_controller_and_copied(fleet2, tmp_path):
+    """artifact_from=controller with an http URL (hosts without a route to the artifact store): the controller
+    downloads it once for every host (the cache, keyed by the checksum), verifies it and copies it."""
+    import http.server
+    import threading
+
+    served = tmp_path / "store"
+    artifact, sha = build_artifact("v2", str(served))
+    gets = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            gets.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = "http://127.0.0.1:%d/%s" % (server.server_address[1], os.path.basename(artifact))
+    try:
+        proc, _summary, _sampler = rollout(
+            fleet2,
+            tmp_path,
+            {
+                "rolling_update_version": "v2",
+                "rolling_update_artifact": url,
+                "rolling_update_artifact_checksum": "sha256:" + sha,
+                "rolling_update_artifact_from": "controller",
+            },
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    names = [h["name"] for h in fleet2.data["hosts"]]
+    assert versions(fleet2) == dict.fromkeys(names, "v2")
+    results = prepare_results(proc.stdout)
+    assert set(results) == set(names), proc.stdout[-4000:]
+    for name in names:
+        source = results[name]["source"]
+        assert (source["kind"], source["copied"], source["checksum"]) == ("url", True, "sha256:" + sha), source
+    # one download for both hosts, by the controller (a host would have made its own)
+    assert gets == ["/" + os.path.basename(artifact)], gets
+    assert sum(results[name]["source"]["fetched"] for name in names) == 1, results

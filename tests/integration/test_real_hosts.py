@@ -212,10 +212,10 @@ def test_never_ready_release_is_rolled_back_through_systemd(fleet, inventory, to
     assert summary.failed == 0, summary.format()
 
 
-def refused_rollout(fleet, inventory, extra=None):
-    """A rollout that preflight must refuse: no load needed, since nothing may be drained. Returns the process and
-    the rotation sampler (every 100 ms), after checking that HAProxy's server state on lb1 (its admin socket), every
-    app.service invocation and the releases are as they were, and that the lock is released."""
+def unchanged_run(fleet, inventory, extra=None, args=()):
+    """A playbook run to v4 that must change nothing: no load needed, since nothing may be drained. Returns the
+    process and the rotation sampler (every 100 ms), after checking that HAProxy's server state on lb1 (its admin
+    socket), every app.service invocation and the releases are as they were, and that the lock is released."""
     if "v4" not in fleet.artifacts:
         fleet.build_artifact("v4")
     artifact, sha = fleet.artifacts["v4"]
@@ -230,11 +230,9 @@ def refused_rollout(fleet, inventory, extra=None):
     releases_before = {h.name: current_release(h) for h in fleet.app_hosts}
     sampler = RotationSampler(fleet.lb.admin_socket, vmhosts.BACKEND, interval=0.1).start()
     try:
-        proc = run_playbook(inventory, extra_vars, env=fleet.ansible_env())
+        proc = run_playbook(inventory, extra_vars, args=args, env=fleet.ansible_env())
     finally:
         sampler.stop()
-    assert proc.returncode != 0, tail(proc)
-    assert "No host was drained, stopped or switched" in proc.stdout, tail(proc)
     assert server_snapshot(fleet.lb.admin_socket) == lb_before
     assert fleet.server_status() == {"app1": "UP", "app2": "UP"}
     assert not sampler.errors(), sampler.errors()[:3]
@@ -247,6 +245,24 @@ def refused_rollout(fleet, inventory, extra=None):
     assert not any(os.path.exists(h.fs(vmhosts.APP_PATH + "/releases/v4")) for h in fleet.app_hosts)
     assert not lock_left(fleet)
     return proc, sampler
+
+
+def refused_rollout(fleet, inventory, extra=None):
+    """A rollout that preflight must refuse, having changed nothing (see unchanged_run)."""
+    proc, sampler = unchanged_run(fleet, inventory, extra)
+    assert proc.returncode != 0, tail(proc)
+    assert "No host was drained, stopped or switched" in proc.stdout, tail(proc)
+    return proc, sampler
+
+
+def test_check_mode_over_ssh_succeeds_and_changes_nothing(fleet, inventory):
+    """--check goes through the same SSH connections, become and preflight as a real run, reports what it would
+    do, and changes nothing on the app hosts or on lb1."""
+    proc, _sampler = unchanged_run(fleet, inventory, args=["--check"])
+    assert proc.returncode == 0, tail(proc)
+    counts = recap(proc.stdout)
+    assert {h.name for h in fleet.app_hosts} <= set(counts) and all(c["failed"] == 0 for c in counts.values()), counts
+    assert proc.stdout.count("roll it to v4") >= len(fleet.app_hosts), tail(proc)
 
 
 def test_mistyped_unit_name_is_refused_in_preflight(fleet, inventory):
