@@ -222,6 +222,13 @@ def test_bad_server_name_and_admin_down_stop_at_preflight_and_change_nothing(fle
     assert rows["app1"][1].split()[-1] == "roll"
     assert "fail: preflight refuses:" in rows["app3"][1] and "invalid HAProxy name" in rows["app3"][1]
     assert "fail: preflight refuses: app4 is out of rotation (maint)" in rows["app4"][1]
+    # A refused host still shows what its load balancers said (read before the refusal); app3's bad name was
+    # refused before any load balancer was read.
+    hosts = {h["host"]: h for b in plan_stats(proc.stdout)["batches"] for h in b["hosts"]}
+    assert hosts["app4"]["lbs"] == [
+        {"where": "localhost:" + fleet.admin_socket, "state": "MAINT/maint", "in_rotation": False}
+    ]
+    assert hosts["app3"]["lbs"] == []
     assert lines[-1] == "Verdict: the rollout would stop at preflight (app3, app4) before changing anything."
     assert "The rollout would stop at preflight, before changing anything" in proc.stdout
     assert stat(fleet.admin_socket)["app1"]["status"] == "UP"
