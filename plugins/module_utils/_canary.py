@@ -799,6 +799,10 @@ def analyse_canary(
             extensions += 1
 
     enough = c_stats["requests"] >= min_requests
+    # The canary's share of the requests in the window: a weighted canary (rolling_update_canary_weight) takes less
+    # than its round-robin share, and the tests count on the requests it actually served, not on the window's length.
+    served = c_stats["requests"] + b_stats["requests"]
+    share = round(c_stats["requests"] / served, 4) if served else None
     if queries:
         metrics.update(prometheus_metrics(fetch, prometheus_url, queries, canary, baseline, prometheus_max_ratio))
     budget = error_budget(c_stats["requests"], c_stats["errors"], max_error_rate)
@@ -829,11 +833,12 @@ def analyse_canary(
         msg += "; %s." % budget_text(budget)
     else:
         failures = _failure_lines(metrics)
-        counts = "backend %s, %s, %d canary / %d baseline requests" % (
+        counts = "backend %s, %s, %d canary / %d baseline requests, canary share %s%%" % (
             backend,
             window_text,
             c_stats["requests"],
             b_stats["requests"],
+            _fmt(None if share is None else round(100 * share, 1)),
         )
         if failures:
             verdict = "fail"
@@ -865,6 +870,7 @@ def analyse_canary(
         "groups": {"canary": c_stats, "baseline": b_stats},
         "settled": settled,
         "window": round(elapsed, 3),
+        "canary_share": share,
         "extensions": extensions,
         "canary": canary,
         "baseline": baseline,

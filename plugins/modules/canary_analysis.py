@@ -290,10 +290,10 @@ msg:
     threshold.
   returned: always
   type: str
-  sample: "Canary analysis failed for app1 (backend app, 4.0s window, 100 canary / 200 baseline requests):
-    error_rate: canary 0.05, baseline 0, threshold 0.01, p=0.0034; error_rate_ratio: canary 0.05, baseline 0,
-    ratio inf, threshold 2, p=0.031; error budget: 5 5xx of 1 allowed (max_error_rate 0.01 x 100 canary
-    requests), 500% used."
+  sample: "Canary analysis failed for app1 (backend app, 4.0s window, 100 canary / 200 baseline requests,
+    canary share 33.3%): error_rate: canary 0.05, baseline 0, threshold 0.01, p=0.0034; error_rate_ratio:
+    canary 0.05, baseline 0, ratio inf, threshold 2, p=0.031; error budget: 5 5xx of 1 allowed (max_error_rate
+    0.01 x 100 canary requests), 500% used."
 metrics:
   description:
     - Metric name to its comparison. Names are C(requests), C(error_rate), C(error_rate_ratio),
@@ -401,6 +401,16 @@ settled:
   returned: always
   type: bool
   sample: true
+canary_share:
+  description:
+    - The canary's share of the requests served in the window, canary requests / (canary + baseline requests), from 0
+      to 1; null when no request was served. The message gives it in percent (C(canary share 9.8%)).
+    - With a weighted canary (the rolling_update role's C(rolling_update_canary_weight)) it is close to the weight set;
+      the significance tests work on the request counts, so a smaller share only means that more window is needed
+      to reach O(min_requests) and significance.
+  returned: always
+  type: float
+  sample: 0.098
 extensions:
   description: How many times the window was extended (O(on_inconclusive=extend)).
   returned: always

@@ -24,6 +24,17 @@ description:
   - The resume record is a small JSON file in C(<state_dir>/rotation/) on the host that runs this module. It is
     written before the drain command goes out, kept when an interrupted run left one, and removed once the server is
     back. So the next run can tell "drained by a rollout" from "taken out by someone else".
+  - "O(state=weighted) (weighted canary, HAProxy only) gives the servers in O(batch) O(share) percent of the
+    backend's traffic on every socket with C(set server <backend>/<server> weight N): every canary server gets the same
+    weight, computed from the weights of the other servers in rotation, and when the share cannot be reached otherwise
+    (three other servers at weight 1 already leave a canary at weight 1 with 25%) the other servers' weights are
+    multiplied by the smallest whole factor that gets within half a point (or 5% of the share), at most up to 256.
+    The original weights of every server go to a weights record (C(<state_dir>/rotation/haproxy_weights-*.json), one
+    per backend) before the first weight is changed; a share that no weights up to 256 come within a point (or a
+    quarter of the share) of is refused with nothing changed."
+  - O(state=unweighted) puts the weights of the weights record back and removes it (nothing to do without a record).
+    O(state=out) does the same first when an interrupted run left a weights record, so the next run's drain puts the
+    weights back.
   - Results carry RV(steps), the seconds this call spent in its step (C(drain) or C(enable)), which the rollout
     report lays out.
   - "With the AWS providers (O(provider=elbv2), O(provider=elb_classic)) the server is an AWS target (O(target_id)).
@@ -48,9 +59,11 @@ options:
   state:
     description:
       - V(out) drains the server and waits, V(in) enables it and waits until UP, V(read) only reads.
+      - V(weighted) gives O(batch) O(share) percent of the backend's traffic, V(unweighted) puts the recorded weights
+        back (HAProxy only).
     type: str
     required: true
-    choices: [out, in, read]
+    choices: [out, in, read, weighted, unweighted]
   backend:
     description: HAProxy backend that holds the server. Required with O(provider=haproxy).
     type: str
@@ -71,6 +84,11 @@ options:
         out of rotation. Defaults to O(server) (O(target_id)) alone.
     type: list
     elements: str
+  share:
+    description:
+      - With O(state=weighted), the percentage of the backend's traffic that the servers of O(batch) (default
+        O(server)) take together, more than 0 and less than 100. Required with O(state=weighted).
+    type: float
   min_healthy:
     description:
       - With O(state=out), how many servers of the backend must stay in rotation on every socket once the batch is
@@ -198,6 +216,21 @@ EXAMPLES = r"""
   delegate_to: lb1
   register: web1_rotation
 
+- name: Weighted canary - give web1 10% of the backend's traffic (the original weights are recorded first)
+  zerodowntime.rollout.rotation:
+    state: weighted
+    backend: app
+    server: web1
+    share: 10
+  delegate_to: lb1
+
+- name: Put the recorded weights back
+  zerodowntime.rollout.rotation:
+    state: unweighted
+    backend: app
+    server: web1
+  delegate_to: lb1
+
 - name: Deregister this instance from every target group it is in, unless fewer than 2 healthy targets would stay
   zerodowntime.rollout.rotation:
     provider: elbv2
@@ -291,6 +324,27 @@ resumed:
   description: True when a resume record was already there (an interrupted run took the server out).
   returned: when O(state=out)
   type: bool
+weights_restored:
+  description: True when O(state=out) first put back the weights an interrupted weighted canary left (weights record).
+  returned: when O(state=out) with O(provider=haproxy)
+  type: bool
+weights_record:
+  description: The weights record a weighted canary left on this backend (original weights per socket), or null.
+  returned: when O(state) is V(read) or V(unweighted), with O(provider=haproxy)
+  type: dict
+weights_record_path:
+  description: Where the backend's weights record is kept on this host.
+  returned: when O(state) is V(weighted) or V(unweighted)
+  type: str
+achieved:
+  description: With O(state=weighted), the share (percent) the new weights give the batch, the lowest over the sockets.
+  returned: when O(state=weighted)
+  type: float
+  sample: 10.0
+restored:
+  description: With O(state=unweighted), true when a weights record was put back and removed.
+  returned: when O(state=unweighted)
+  type: bool
 record_removed:
   description: True when this call removed the resume record.
   returned: when O(state=in)
@@ -325,7 +379,10 @@ record_path:
   type: str
 sockets:
   description: With O(state=read), every socket's backend as M(zerodowntime.rollout.haproxy_server_info) returns
-    it; otherwise the per-socket change entries as M(zerodowntime.rollout.haproxy_server) returns them.
+    it; with O(state=weighted) or O(state=unweighted), per socket the weights C(before) and C(after) and the
+    C(commands) sent (with O(state=weighted) also the C(share) reached, the C(scale) of the other servers' weights
+    and the C(canary_weight)); otherwise the per-socket change entries as M(zerodowntime.rollout.haproxy_server)
+    returns them.
   returned: with O(provider=haproxy)
   type: list
   elements: dict
@@ -341,6 +398,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation imp
 PROVIDERS = ("haproxy", "elbv2", "elb_classic")
 REQUIRED_IF = [
     ("provider", "haproxy", ["backend", "server"]),
+    ("state", "weighted", ["share"]),
     ("provider", "elbv2", ["target_id"]),
     ("provider", "elb_classic", ["target_id"]),
 ]
@@ -350,11 +408,12 @@ def argument_spec():
     """The module's own options (the AWS providers add amazon.aws's connection options, see main())."""
     return {
         "provider": {"type": "str", "default": "haproxy", "choices": list(PROVIDERS)},
-        "state": {"type": "str", "required": True, "choices": ["out", "in", "read"]},
+        "state": {"type": "str", "required": True, "choices": ["out", "in", "read", "weighted", "unweighted"]},
         "backend": {"type": "str"},
         "server": {"type": "str"},
         "sockets": {"type": "list", "elements": "str", "default": ["/run/haproxy/admin.sock"]},
         "batch": {"type": "list", "elements": "str"},
+        "share": {"type": "float"},
         "min_healthy": {"type": "str", "default": "0"},
         "timeout": {"type": "float"},
         "on_timeout": {"type": "str", "default": "fail", "choices": ["fail", "shutdown_sessions"]},
