@@ -32,6 +32,14 @@ options:
       - Host name to what the role's C(plan.yml) read on that host (C(_rolling_update_plan_host)).
       - When omitted, only the batches are worked out.
     type: dict
+  surge:
+    description:
+      - The surge hosts (C(rollout_surge_hosts)) as a dict with C(hosts) (host name to what the role's C(plan.yml)
+        read on that standby host) and C(keep) (a boolean). V(null) (the default) plans a rollout without surge hosts.
+      - With it, the plan lists the surge hosts, counts them in rotation from before the first batch (the capacity
+        guard's verdicts include them), refuses a batch larger than their number and any load balancer but HAProxy
+        (in C(preflight_errors)), and gives C(capacity_steps), the servers in rotation at every step.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -52,6 +60,8 @@ _value:
     - C(capacity) has C(status) (C(ok), C(refuse) or C(not checked)), C(reason), C(msg) and C(lbs).
     - Also C(version), C(serial), C(host_count), C(batch_count), C(preflight_errors), C(halts_at) (the first batch
       the capacity guard refuses, or null), C(would_complete) and C(lines), the plan as text.
+    - With O(surge), C(surge) (C(hosts), C(count), C(largest_batch), C(keep), C(comes_up), C(errors)) and
+      C(capacity_steps), one dict per step (C(step), C(hosts), C(in_rotation) per load balancer, C(min)).
   type: dict
 """
 
@@ -61,9 +71,9 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan import build_plan  # noqa: E402
 
 
-def rollout_plan(hosts, serial, records=None):
+def rollout_plan(hosts, serial, records=None, surge=None):
     try:
-        return build_plan(hosts, serial, records)
+        return build_plan(hosts, serial, records, surge)
     except RolloutError as exc:
         raise AnsibleFilterError(exc.msg) from None
 

@@ -259,7 +259,7 @@ def _batch_capacity(entries, records, back_in_rotation):
     return {"status": "refuse" if bad else "ok", "reason": reason, "lbs": lbs, "msg": chosen["msg"]}
 
 
-def build_plan(hosts, serial, records=None):
+def build_plan(hosts, serial, records=None, surge=None):
     """The plan of a rolling update of ``hosts`` (the play's hosts, in order) with ``serial``.
 
     ``records``: host name -> what the role read on that host (see ``roles/rolling_update/tasks/plan.yml``):
@@ -269,6 +269,10 @@ def build_plan(hosts, serial, records=None):
     ``target_id`` and ``aws_capacity`` (``{"rows": ...}`` from ``rotation state=read``; an ``elbv2_target`` check or
     ``elb_classic_lb_info`` result is still understood), or
     ``error`` (why preflight refused the host). Without records only the batches are worked out.
+
+    ``surge`` (``rollout_surge_hosts``): ``{"hosts": {name: record}, "keep": bool}``, the standby hosts read as the
+    role reads a host (the same record as ``records``). They come up before the first batch and count as in
+    rotation from then on; every batch must be no larger than their number (:func:`surge_plan`).
 
     Later batches are evaluated as if the earlier ones succeeded: the hosts they roll are back in
     rotation. Returns a JSON-able dict; ``lines`` is the plan as text.
@@ -283,7 +287,14 @@ def build_plan(hosts, serial, records=None):
     back_in_rotation = set()
     batches = []
     halts_at = None
-    for number, batch in enumerate(serial_batches(hosts, items), 1):
+    cut = serial_batches(hosts, items)
+    surge_part = None
+    if surge is not None:
+        surge_part = surge_plan(surge, cut, records)
+        if surge_part["comes_up"]:
+            for e in surge_part["hosts"]:
+                back_in_rotation.add(("haproxy", e["backend"], e["server"]))
+    for number, batch in enumerate(cut, 1):
         entries = []
         for name in batch:
             rec = records.get(name) or {}
@@ -320,6 +331,8 @@ def build_plan(hosts, serial, records=None):
         for e in b["hosts"]
         if e["action"] == "fail"
     ]
+    if surge_part is not None:
+        errors += surge_part["errors"]
     targets = sorted({str(r.get("version")) for r in records.values() if r and r.get("version")})
     plan = {
         "version": targets[0] if len(targets) == 1 else targets or None,
@@ -333,9 +346,136 @@ def build_plan(hosts, serial, records=None):
         and not errors
         and halts_at is None
         and all(e["action"] in ("roll", "skip") for b in batches for e in b["hosts"]),
+        "surge": surge_part,
+        "capacity_steps": capacity_steps(batches, records, surge_part) if surge_part is not None else [],
     }
     plan["lines"] = render(plan)
     return plan
+
+
+# --------------------------------------------------------------------------- surge hosts
+
+
+def _surge_host(name, rec, target):
+    """One surge host of the plan: what the rollout would do with it before the first batch."""
+    rec = rec or {}
+    entry = {
+        "host": name,
+        "server": rec.get("server") or name,
+        "backend": rec.get("backend"),
+        "current": _release_name(rec.get("current")),
+        "target": rec.get("version") or target,
+        "ready": rec.get("ready"),
+        "lbs": lb_states(rec),
+        "action": "surge",
+        "reason": "",
+    }
+    if not rec:
+        entry.update(action="unknown", reason="nothing was read from this host (unreachable?)")
+    elif rec.get("error"):
+        entry.update(action="fail", reason="preflight refuses: %s" % _one_line(rec["error"]))
+    elif rec.get("skip"):
+        entry["reason"] = "already runs %s, is ready and in rotation: stays" % entry["target"]
+    else:
+        entry["reason"] = "deploy %s, start, wait ready, put in rotation before batch 1" % entry["target"]
+    return entry
+
+
+def surge_plan(surge, batches, records):
+    """The surge part of the plan: the standby hosts, whether they come up, and what preflight refuses.
+
+    ``batches``: the regular hosts' batches (lists of names). Refused, as the rollout's preflight refuses them:
+    no surge host, a batch larger than the number of surge hosts, and any load balancer but HAProxy.
+    """
+    surge = surge or {}
+    recs = surge.get("hosts") or {}
+    keep = bool(surge.get("keep"))
+    every = list(records.values()) + list(recs.values())
+    targets = sorted({str(r.get("version")) for r in every if r and r.get("version")})
+    target = targets[0] if len(targets) == 1 else None
+    hosts = [_surge_host(str(name), recs[name], target) for name in recs]
+    largest = max((len(b) for b in batches), default=0)
+    errors = []
+    if not hosts:
+        errors.append(
+            {
+                "host": "rollout_surge_hosts",
+                "msg": "rollout_surge_hosts matches no host of the inventory (or of --limit): name the standby hosts.",
+            }
+        )
+    elif largest > len(hosts):
+        errors.append(
+            {
+                "host": "rollout_serial",
+                "msg": "rollout_serial gives a batch of %d hosts but rollout_surge_hosts has %d: with surge hosts, "
+                "no batch may be larger than their number, or capacity would drop. Lower rollout_serial or add "
+                "surge hosts." % (largest, len(hosts)),
+            }
+        )
+    lbs = sorted({str(r.get("lb")) for r in every if r and r.get("lb")})
+    if [lb for lb in lbs if lb != "haproxy"]:
+        errors.append(
+            {
+                "host": "rolling_update_lb",
+                "msg": "rollout_surge_hosts works with HAProxy only (rolling_update_lb is %s): for AWS load balancers "
+                "surge hosts are not supported yet. Leave rollout_surge_hosts unset." % ", ".join(lbs),
+            }
+        )
+    errors += [{"host": e["host"], "msg": _one_line(recs[e["host"]]["error"])} for e in hosts if e["action"] == "fail"]
+    rolls = any(host_decision(records.get(h) or {})[0] == "roll" for b in batches for h in b) if records else True
+    if not rolls:
+        for e in hosts:
+            if e["action"] == "surge":
+                e["reason"] = "not needed: no regular host would roll"
+    return {
+        "hosts": hosts,
+        "count": len(hosts),
+        "largest_batch": largest,
+        "keep": keep,
+        "comes_up": rolls and bool(hosts),
+        "errors": errors,
+    }
+
+
+def capacity_steps(batches, records, surge_part):
+    """Servers in rotation at every step of the rollout, per load balancer (as read, then as each step leaves it).
+
+    Steps: before the rollout, surge hosts in rotation, each batch while it is out of rotation (its rolled hosts
+    drained; the hosts of earlier batches back), and after the last batch (surge hosts drained unless kept).
+    """
+    source = next((r for r in records.values() if r and r.get("haproxy_info")), None)
+    if source is None:
+        return []
+    rows = capacity_rows(source.get("haproxy_info"), source.get("backend"))
+    state = {row["where"]: dict(row["servers"]) for row in rows}
+
+    def snapshot(step, hosts=()):
+        counts = {where: sum(1 for up in servers.values() if up) for where, servers in state.items()}
+        return {"step": step, "hosts": list(hosts), "in_rotation": counts, "min": min(counts.values(), default=0)}
+
+    def put(servers, value):
+        for where in state:
+            for name in servers:
+                if name in state[where]:
+                    state[where][name] = value
+
+    steps = [snapshot("before the rollout")]
+    surge_servers = [e["server"] for e in surge_part["hosts"] if e["action"] == "surge"]
+    if surge_part["comes_up"]:
+        put(surge_servers, True)
+        steps.append(snapshot("surge hosts in rotation", [e["host"] for e in surge_part["hosts"]]))
+    for b in batches:
+        rolled = [e for e in b["hosts"] if e["action"] == "roll"]
+        put([e["server"] for e in rolled], False)
+        steps.append(snapshot("batch %d out of rotation" % b["batch"], [e["host"] for e in rolled]))
+        put([e["server"] for e in rolled], True)
+    if surge_part["comes_up"]:
+        if surge_part["keep"]:
+            steps.append(snapshot("after the last batch, surge hosts kept in rotation (rollout_surge_keep)"))
+        else:
+            put(surge_servers, False)
+            steps.append(snapshot("after the last batch, surge hosts drained, in MAINT, stopped"))
+    return steps
 
 
 # --------------------------------------------------------------------------- text
@@ -344,7 +484,13 @@ def build_plan(hosts, serial, records=None):
 def render(plan):
     """The plan as lines of text: one table, the rows grouped by batch, each batch with its verdict."""
     batches = plan["batches"]
+    surge = plan.get("surge")
+    surge_hosts = surge["hosts"] if surge else []
     wheres = []
+    for e in surge_hosts:
+        for lb in e["lbs"]:
+            if lb["where"] not in wheres:
+                wheres.append(lb["where"])
     for b in batches:
         for e in b["hosts"]:
             for lb in e["lbs"]:
@@ -367,15 +513,24 @@ def render(plan):
     lines += ["%s = %s" % (label[w], w) for w in wheres]
     header = ["host", "current -> target"] + [label[w] for w in wheres] + ["decision"]
     rows = []  # table rows, or a plain line (str) between them
+
+    def host_row(e):
+        states = {lb["where"]: lb["state"] for lb in e["lbs"]}
+        read = e["action"] in ("roll", "skip", "surge")
+        version_text = "%s -> %s" % (e["current"] or ("(none)" if read else "?"), e["target"] or "?")
+        decision = e["action"] + (": " + e["reason"] if e["reason"] else "")
+        return [e["host"], version_text] + [states.get(w, "-") for w in wheres] + [decision]
+
+    if surge:
+        rows.append(
+            "Surge hosts (rollout_surge_hosts), before batch 1: %s; batches of at most %d (largest: %d)"
+            % (", ".join(e["host"] for e in surge_hosts) or "none", surge["count"], surge["largest_batch"])
+        )
+        rows += [host_row(e) for e in surge_hosts]
     for b in batches:
         entries = b["hosts"]
         rows.append("Batch %d of %d: %s" % (b["batch"], plan["batch_count"], ", ".join(e["host"] for e in entries)))
-        for e in entries:
-            states = {lb["where"]: lb["state"] for lb in e["lbs"]}
-            read = e["action"] in ("roll", "skip")
-            version_text = "%s -> %s" % (e["current"] or ("(none)" if read else "?"), e["target"] or "?")
-            decision = e["action"] + (": " + e["reason"] if e["reason"] else "")
-            rows.append([e["host"], version_text] + [states.get(w, "-") for w in wheres] + [decision])
+        rows += [host_row(e) for e in entries]
         cap = b["capacity"]
         word = {"ok": "ok", "refuse": "WOULD REFUSE", "not checked": "not checked"}[cap["status"]]
         reason = cap["reason"]
@@ -390,6 +545,23 @@ def render(plan):
 
     lines.append(fmt(header))
     lines += [fmt(r) if isinstance(r, list) else r for r in rows]
+    if surge and surge["comes_up"]:
+        lines.append(
+            "After the last batch: %s %s."
+            % (
+                ", ".join(e["host"] for e in surge_hosts),
+                "stay in rotation (rollout_surge_keep)"
+                if surge["keep"]
+                else "drained, put in MAINT and stopped (rollout_surge_keep: false)",
+            )
+        )
+    if plan.get("capacity_steps"):
+        lines.append("Capacity, servers in rotation at every step (lowest over the load balancers):")
+        steps = plan["capacity_steps"]
+        width = max(len(st["step"]) for st in steps)
+        for st in steps:
+            detail = ", ".join(st["hosts"])
+            lines.append("  %s  %d%s" % (st["step"].ljust(width), st["min"], "  (%s)" % detail if detail else ""))
     if plan["preflight_errors"]:
         lines.append(
             "Verdict: the rollout would stop at preflight (%s) before changing anything."
