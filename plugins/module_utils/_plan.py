@@ -381,15 +381,31 @@ def _surge_host(name, rec, target):
     return entry
 
 
+def _boolean(value):
+    """``(value as a bool, whether it was one)``: a bool, or one of the strings Ansible's ``bool`` filter takes."""
+    if isinstance(value, bool):
+        return value, True
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True, True
+    if text in ("false", "no", "off", "0", ""):
+        return False, True
+    return False, False
+
+
 def surge_plan(surge, batches, records):
     """The surge part of the plan: the standby hosts, whether they come up, and what preflight refuses.
 
-    ``batches``: the regular hosts' batches (lists of names). Refused, as the rollout's preflight refuses them:
-    no surge host, a batch larger than the number of surge hosts, and any load balancer but HAProxy.
+    ``batches``: the regular hosts' batches (lists of names). ``surge["hosts"]`` may also be a list of names
+    (the rollout's preflight, which refuses with these same errors before anything is read). Refused: no surge
+    host, a batch larger than the number of surge hosts, surge hosts left out by ``surge["limit"]`` (the hosts
+    of ``--limit``, when given), a ``keep`` that is not a boolean, and any load balancer but HAProxy.
     """
     surge = surge or {}
     recs = surge.get("hosts") or {}
-    keep = bool(surge.get("keep"))
+    if isinstance(recs, (list, tuple)):  # names only (the rollout's preflight, before any surge host is read)
+        recs = {str(name): {} for name in recs}
+    keep, keep_ok = _boolean(surge.get("keep", False))
     every = list(records.values()) + list(recs.values())
     targets = sorted({str(r.get("version")) for r in every if r and r.get("version")})
     target = targets[0] if len(targets) == 1 else None
@@ -407,11 +423,23 @@ def surge_plan(surge, batches, records):
         errors.append(
             {
                 "host": "rollout_serial",
-                "msg": "rollout_serial gives a batch of %d hosts but rollout_surge_hosts has %d: with surge hosts, "
-                "no batch may be larger than their number, or capacity would drop. Lower rollout_serial or add "
-                "surge hosts." % (largest, len(hosts)),
+                "msg": "rollout_serial gives a batch of %d hosts but there are %d surge hosts (%s): with surge hosts "
+                "no batch may be larger than their number, or the servers in rotation would drop below the count at "
+                "the start. Lower rollout_serial (at most %d) or add surge hosts."
+                % (largest, len(hosts), ", ".join(e["host"] for e in hosts), len(hosts)),
             }
         )
+    limit = surge.get("limit")
+    left_out = sorted(name for name in recs if limit is not None and name not in limit)
+    if left_out:
+        errors.append(
+            {
+                "host": "rollout_surge_hosts",
+                "msg": "--limit leaves out the surge hosts %s: add them to --limit." % ", ".join(left_out),
+            }
+        )
+    if not keep_ok:
+        errors.append({"host": "rollout_surge_keep", "msg": "rollout_surge_keep must be true or false."})
     lbs = sorted({str(r.get("lb")) for r in every if r and r.get("lb")})
     if [lb for lb in lbs if lb != "haproxy"]:
         errors.append(

@@ -103,7 +103,7 @@ def regular_versions(fleet):
 
 
 def in_rotation_counts(sampler):
-    return [sum(1 for k, up in s.items() if k != "_error" and up) for _, s in sampler.samples]
+    return [sum(1 for k, up in s.items() if k != "_error" and up) for _t, s in sampler.samples]
 
 
 def state(fleet):
@@ -147,7 +147,7 @@ def test_plan_shows_the_surge_host_and_the_capacity_at_every_step(fleet):
     # The regular hosts only, in batches of one; the surge host is not one of them.
     assert [[h["host"] for h in b["hosts"]] for b in plan["batches"]] == [[n] for n in REGULAR]
     steps = [(s["step"].split(" ")[0], s["min"]) for s in plan["capacity_steps"]]
-    assert [n for _, n in steps] == [4, 5, 4, 4, 4, 4, 4], plan["capacity_steps"]
+    assert [n for _step, n in steps] == [4, 5, 4, 4, 4, 4, 4], plan["capacity_steps"]
     assert plan["capacity_steps"][1]["hosts"] == [SURGE]
     text = "\n".join(plan["lines"])
     assert re.search(r"Surge hosts \(rollout_surge_hosts\), before batch 1: app5", text), text
@@ -219,7 +219,7 @@ def test_a_surge_host_that_never_becomes_ready_halts_before_any_regular_host(fle
         assert after["hosts"][name]["pid"] == before["hosts"][name]["pid"]
         assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
     assert regular_versions(fleet) == served
-    assert all(s.get(n) for _, s in sampler.samples for n in REGULAR)
+    assert all(s.get(n) for _t, s in sampler.samples for n in REGULAR)
     assert min(in_rotation_counts(sampler)) >= 4
     # The surge host: rolled back to the release it ran before, out of rotation (MAINT), stopped; lock released.
     assert after["hosts"][SURGE]["current"] == before["hosts"][SURGE]["current"]

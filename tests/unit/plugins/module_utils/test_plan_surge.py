@@ -90,7 +90,7 @@ def test_surge_host_comes_up_and_capacity_never_drops():
 
 
 def test_without_surge_the_same_batch_would_refuse():
-    recs, _ = fleet_records()
+    recs, _surge = fleet_records()
     plan = build_plan(REGULAR, 1, recs)
     assert plan["surge"] is None and plan["capacity_steps"] == []
     assert plan["batches"][0]["capacity"]["status"] == "refuse"
@@ -107,7 +107,7 @@ def test_a_batch_larger_than_the_surge_count_is_refused():
     recs, surge = fleet_records()
     plan = build_plan(REGULAR, 2, recs, {"hosts": surge, "keep": False})
     assert [e["host"] for e in plan["preflight_errors"]] == ["rollout_serial"]
-    assert "batch of 2 hosts but rollout_surge_hosts has 1" in plan["preflight_errors"][0]["msg"]
+    assert "batch of 2 hosts but there are 1 surge hosts (app5)" in plan["preflight_errors"][0]["msg"]
     assert plan["would_complete"] is False
     assert plan["lines"][-1] == (
         "Verdict: the rollout would stop at preflight (rollout_serial) before changing anything."
@@ -146,3 +146,25 @@ def test_the_filter_passes_surge_through():
     recs, surge = fleet_records()
     assert rollout_plan(REGULAR, 1, recs, {"hosts": surge})["surge"]["count"] == 1
     assert rollout_plan(REGULAR, 1, recs)["surge"] is None
+
+
+def test_the_rollouts_preflight_gets_the_same_refusals_from_the_names_alone():
+    """The playbook's surge check, before anything is read: the surge host names, --limit and rollout_surge_keep."""
+
+    def errors(serial=1, hosts=("app5",), keep=False, limit=None):
+        surge = {"hosts": list(hosts), "keep": keep, "limit": limit}
+        return [e["msg"] for e in rollout_plan(REGULAR, serial, None, surge)["surge"]["errors"]]
+
+    assert errors() == []
+    assert errors(keep="yes") == [] and errors(limit=REGULAR + ["app5"]) == []
+    assert errors(serial=2) == [
+        "rollout_serial gives a batch of 2 hosts but there are 1 surge hosts (app5): with surge hosts no batch may be "
+        "larger than their number, or the servers in rotation would drop below the count at the start. Lower "
+        "rollout_serial (at most 1) or add surge hosts."
+    ]
+    assert errors(serial=2, hosts=("app5", "app6")) == []
+    assert errors(hosts=()) == [
+        "rollout_surge_hosts matches no host of the inventory (or of --limit): name the standby hosts."
+    ]
+    assert errors(limit=["app1", "app2"]) == ["--limit leaves out the surge hosts app5: add them to --limit."]
+    assert errors(keep="perhaps") == ["rollout_surge_keep must be true or false."]
