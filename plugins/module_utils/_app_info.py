@@ -13,11 +13,11 @@ import stat
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text, redact_url
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
-    _sha256,
-    describe_releases,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import describe_releases
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import (
     is_url,
     parse_checksum,
+    sha256_file,
     validate_version,
 )
 
@@ -58,7 +58,7 @@ def check_artifact(artifact, checksum, head=None):
         os.close(fd)
         raise ArtifactError("The artifact %s is not a regular file. Nothing was changed." % artifact)
     with os.fdopen(fd, "rb") as handle:
-        actual = _sha256(handle) if expected else None
+        actual = sha256_file(handle) if expected else None
     if expected and actual != expected:
         raise ArtifactError(
             "The artifact %s has sha256 %s, expected %s. Nothing was drained or changed."

@@ -22,7 +22,7 @@ import re
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import (
     format_bytes,
     is_url,
     parse_checksum,

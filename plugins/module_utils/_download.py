@@ -27,11 +27,8 @@ import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text, redact_url
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
-    FetchError,
-    format_bytes,
-    parse_free_space,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_errors import FetchError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import format_bytes, parse_free_space
 
 DOWNLOAD_TIMEOUT = 300
 """Seconds the whole download may take, unless told otherwise."""

@@ -20,6 +20,8 @@ link that another user could have planted:
 - :func:`remove_entry` removes a name without following it.
 
 Problems are raised as :class:`FsError` with a ``reason`` callers can turn into their own message.
+
+The flags, ``fsync_dir`` and the trust rule for owners are :mod:`._dirfd`'s, which the release layout uses too.
 """
 
 import contextlib
@@ -27,11 +29,17 @@ import errno
 import os
 import stat
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._dirfd import (
+    DIR_FLAGS,
+    FILE_FLAGS,
+    O_CLOEXEC,
+    fsync_dir,
+    trusted_uid,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # On the way down only search permission is needed (like a path lookup): O_PATH where there is one (Linux).
-_WALK_FLAGS = (_DIR_FLAGS & ~os.O_RDONLY) | os.O_PATH if hasattr(os, "O_PATH") else _DIR_FLAGS
+_WALK_FLAGS = (DIR_FLAGS & ~os.O_RDONLY) | os.O_PATH if hasattr(os, "O_PATH") else DIR_FLAGS
 _LINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
 MAX_LINKS = 40
 
@@ -50,10 +58,6 @@ class FsError(RolloutError):
         self.uid = uid
 
 
-def _trusted_uid(uid):
-    return uid == 0 or uid == os.geteuid()
-
-
 def check_dir_stat(info, path):
     """Raise :class:`FsError` unless ``info`` (an ``lstat``/``fstat`` result) is a directory that may be trusted:
     owned by root or the running user, and not writable by group or others unless it has the sticky bit."""
@@ -61,7 +65,7 @@ def check_dir_stat(info, path):
         raise FsError("%s is a symlink, not a directory: refused (it is not followed)." % path, path, "symlink")
     if not stat.S_ISDIR(info.st_mode):
         raise FsError("%s is not a directory: refused." % path, path, "not_dir")
-    if not _trusted_uid(info.st_uid):
+    if not trusted_uid(info.st_uid):
         raise FsError(
             "%s belongs to uid %d, not to root or the user running the rollout (uid %d): refused."
             % (path, info.st_uid, os.geteuid()),
@@ -95,7 +99,7 @@ def _open_root():
     return fd
 
 
-def open_subdir(dir_fd, name, shown, create=False, mode=0o700, flags=_DIR_FLAGS):
+def open_subdir(dir_fd, name, shown, create=False, mode=0o700, flags=DIR_FLAGS):
     """Open the directory ``name`` inside ``dir_fd`` without following it, creating it with ``mode`` if asked.
 
     Returns a descriptor (the caller closes it). Raises FileNotFoundError when it is missing and not
@@ -135,7 +139,7 @@ def _fix_made(dir_fd, name, shown, mode, flags):
     """A directory this process just made: open it without following, check it is ours, set its mode exactly.
     (Opened for reading to ``fchmod`` it, then, for the walk, reopened with ``flags``.)"""
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     except PermissionError:
         raise FsError("Cannot open %s after creating it (permission denied)." % shown, shown, "permission") from None
     except OSError as exc:
@@ -153,7 +157,7 @@ def _fix_made(dir_fd, name, shown, mode, flags):
             )
         os.fchmod(fd, mode)
         check_dir_stat(os.fstat(fd), shown)
-        if flags != _DIR_FLAGS:
+        if flags != DIR_FLAGS:
             walk = os.open(".", flags, dir_fd=fd)
             os.close(fd)
             fd = walk
@@ -192,7 +196,7 @@ def open_dir(path, create=False, mode=0o700, strict=1):
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISLNK(info.st_mode):
                     raise  # swapped meanwhile; report what was seen
-                if not _trusted_uid(info.st_uid):
+                if not trusted_uid(info.st_uid):
                     raise FsError(
                         "%s is a symlink that belongs to uid %d, not to root or the user running the rollout "
                         "(uid %d): refused, it is not followed." % (shown, info.st_uid, os.geteuid()),
@@ -214,10 +218,10 @@ def open_dir(path, create=False, mode=0o700, strict=1):
             os.close(fd)
             fd = child
             current = shown
-        if _WALK_FLAGS != _DIR_FLAGS:
+        if _WALK_FLAGS != DIR_FLAGS:
             # The directory itself, open for reading (its descriptor can be fsynced); "." of it is no new lookup.
             try:
-                opened = os.open(".", _DIR_FLAGS, dir_fd=fd)
+                opened = os.open(".", DIR_FLAGS, dir_fd=fd)
             except PermissionError:
                 raise FsError("Cannot open %s (permission denied)." % current, current, "permission") from None
             os.close(fd)
@@ -242,9 +246,8 @@ def read_file(dir_fd, name, max_bytes, shown):
     (``permission``), hard-linked elsewhere (``links``) or larger than ``max_bytes`` (``too_large``). A FIFO
     does not block.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
+        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -296,7 +299,7 @@ def mkstemp_at(dir_fd, prefix, suffix=".tmp", mode=0o600):
     """``mkstemp`` in a directory descriptor: a new file with a random name, ``O_EXCL | O_NOFOLLOW``.
 
     Returns ``(fd, name)``; the file's mode is set to ``mode`` explicitly, whatever the umask."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
     for _attempt in range(100):
         name = "%s%s%s" % (prefix, os.urandom(8).hex(), suffix)
         try:
@@ -312,11 +315,6 @@ def mkstemp_at(dir_fd, prefix, suffix=".tmp", mode=0o600):
             raise
         return fd, name
     raise FileExistsError(errno.EEXIST, "no free temporary file name", prefix)
-
-
-def fsync_dir(dir_fd):
-    with contextlib.suppress(OSError):
-        os.fsync(dir_fd)
 
 
 def write_file(dir_fd, name, data, mode=0o600):

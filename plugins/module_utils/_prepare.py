@@ -19,7 +19,6 @@ checked member by member before anything is written, the free-space rule is appl
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info import read_app
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import copy_room
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
 
 
 def prepare_app(
@@ -70,6 +69,10 @@ def prepare_app(
         result.update(changed=False, prepared=False, unpack=why, pruned=[], src_needed=True, copy_room=room)
         result["msg"] = "%s; %s." % (result["msg"].rstrip("."), why)
         return result
+    # Imported here, not at the top: a call that unpacks nothing (the host runs the target already, or the first
+    # call for an archive the controller provides) does not load the unpack and archive code.
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+
     unpacked = manage_release(path, state="present", version=version, check_mode=check_mode, **release_args)
     result.update(
         changed=unpacked["changed"],

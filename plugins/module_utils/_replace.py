@@ -12,8 +12,9 @@ can decide whether to put the host back.
 
 import time
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._activate import ReleaseManager
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import ReleaseManager, validate_version
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import validate_version
 
 STEP_NAMES = ("stop", "deploy", "start", "ready")
 

@@ -30,7 +30,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._download imp
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import format_bytes
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import format_bytes
 
 
 def make_client(region=None, endpoint_url=None, timeout=60):

@@ -289,6 +289,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._activate import STATES  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (  # noqa: E402
     DEFAULT_MAX_MEMBERS,
     archive_limits,
@@ -299,7 +300,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._download imp
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import STATES, manage_release  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release  # noqa: E402
 
 
 def argument_spec():

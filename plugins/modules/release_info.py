@@ -142,7 +142,7 @@ history:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import describe_releases  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import describe_releases  # noqa: E402
 
 
 def argument_spec():

@@ -34,7 +34,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._download imp
     parse_timeout,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import format_bytes
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import format_bytes
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._artifact_cache import ArtifactCache
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._deadline import run_with_deadline
 

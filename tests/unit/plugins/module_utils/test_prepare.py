@@ -9,7 +9,8 @@ import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import describe_releases, manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import describe_releases
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import Probe, archive
 
 

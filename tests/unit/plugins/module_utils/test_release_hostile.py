@@ -21,11 +21,9 @@ import pytest
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import ClassicELBInstance
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._elbv2 import _check_target_type
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
-    LayoutError,
-    manage_release,
-    validate_version,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_errors import LayoutError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import validate_version
 
 NOBODY = 65534
 NOGROUP = 65534

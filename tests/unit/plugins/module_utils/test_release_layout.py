@@ -14,22 +14,31 @@ import zipfile
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils import (
+    _activate,
+    _archive,
+    _dirfd,
+    _release_state,
+    _unpack,
+    _values,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._activate import choose_prune
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import UnsafeArchiveError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_errors import (
     ChecksumMismatchError,
     FetchError,
     LayoutError,
     ReleaseError,
-    ReleaseState,
     StateFileError,
-    choose_prune,
-    manage_release,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import ReleaseState
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import (
     natural_key,
     parse_checksum,
     parse_mode,
-    redact_url,
     validate_relative_path,
     validate_shared_paths,
     validate_version,
@@ -228,7 +237,7 @@ def test_state_file_missing_and_round_trip(tmp_path):
     state = ReleaseState()
     state.record_install("v1", sha(b"1"), "t")
     state.record_activation("v1", None, "t")
-    _release.write_json_atomic(path, state.to_dict(), str(tmp_path))
+    _release_state.write_json_atomic(path, state.to_dict(), str(tmp_path))
     again = ReleaseState.load(path)
     assert again.current == "v1" and again.releases["v1"]["checksum"] == sha(b"1") and again.seq == 2
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
@@ -503,7 +512,7 @@ def test_interrupted_unpack_leaves_no_release_and_is_cleaned(env, monkeypatch):
             handle.write("x")
         raise KeyboardInterrupt("simulated interruption")
 
-    monkeypatch.setattr(_release.OpenArchive, "extract", explode)
+    monkeypatch.setattr(_archive.OpenArchive, "extract", explode)
     with pytest.raises(KeyboardInterrupt):
         env.activate("v2")
     monkeypatch.undo()
@@ -556,7 +565,7 @@ def test_failed_switch_keeps_the_unpacked_release_recorded(env, monkeypatch):
     def broken_switch(self, version):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_release.ReleaseManager, "_switch", broken_switch)
+    monkeypatch.setattr(_activate.ReleaseManager, "_switch", broken_switch)
     with pytest.raises(ReleaseError, match="state=active on .* failed: .*No space left"):
         env.activate("v2")
     monkeypatch.undo()
@@ -577,18 +586,18 @@ def test_rollback_on_an_empty_path(env):
 def test_rollback_marks_the_release_it_left_until_it_runs_again(env):
     env.activate("v1")
     env.activate("v2", checksum=None)
-    assert _release.describe_releases(env.root)["rolled_back"] == []
+    assert _release_state.describe_releases(env.root)["rolled_back"] == []
     env.run(state="rollback")
-    info = _release.describe_releases(env.root)
+    info = _release_state.describe_releases(env.root)
     assert info["rolled_back"] == ["v2"] and info["current"] == "v1" and info["previous"] == "v2"
     marked = {r["name"]: r["rolled_back_at"] for r in info["releases"]}
     assert marked["v1"] is None and marked["v2"] == env.state()["releases"]["v2"]["rolled_back_at"]
     # the mark survives other activations of other releases ...
     env.activate("v3")
-    assert _release.describe_releases(env.root)["rolled_back"] == ["v2"]
+    assert _release_state.describe_releases(env.root)["rolled_back"] == ["v2"]
     # ... and goes once the release is active again
     env.activate("v2")
-    info = _release.describe_releases(env.root)
+    info = _release_state.describe_releases(env.root)
     assert info["rolled_back"] == [] and info["current"] == "v2"
     assert "rolled_back_at" not in env.state()["releases"]["v2"]
 
@@ -599,7 +608,7 @@ def test_rollback_in_check_mode_marks_nothing(env):
     before = env.snapshot()
     assert env.run(state="rollback", check_mode=True)["changed"]
     assert env.snapshot() == before
-    assert _release.describe_releases(env.root)["rolled_back"] == []
+    assert _release_state.describe_releases(env.root)["rolled_back"] == []
 
 
 def test_describe_releases_reports_records_in_install_order_and_changes_nothing(env):
@@ -611,7 +620,7 @@ def test_describe_releases_reports_records_in_install_order_and_changes_nothing(
     env.activate("v10")
     env.activate("v2")
     before = env.snapshot()
-    info = _release.describe_releases(env.root)
+    info = _release_state.describe_releases(env.root)
     assert env.snapshot() == before
     assert info["exists"] is True
     assert [r["name"] for r in info["releases"]] == ["v1", "v10", "v2"]  # install order, not name order
@@ -623,7 +632,7 @@ def test_describe_releases_reports_records_in_install_order_and_changes_nothing(
 
 
 def test_describe_releases_of_a_missing_path_and_an_adopted_layout(env, tmp_path):
-    missing = _release.describe_releases(str(tmp_path / "nothing-here"))
+    missing = _release_state.describe_releases(str(tmp_path / "nothing-here"))
     assert missing == {
         "exists": False,
         "current": None,
@@ -634,7 +643,7 @@ def test_describe_releases_of_a_missing_path_and_an_adopted_layout(env, tmp_path
     }
     os.makedirs(os.path.join(env.root, "releases", "r1"))
     os.symlink("releases/r1", os.path.join(env.root, "current"))
-    info = _release.describe_releases(env.root)
+    info = _release_state.describe_releases(env.root)
     assert info["current"] == "r1" and info["previous"] is None and info["history"] == []
     assert info["releases"] == [
         {
@@ -651,12 +660,12 @@ def test_describe_releases_of_a_missing_path_and_an_adopted_layout(env, tmp_path
 
 def test_describe_releases_refuses_a_relative_path_and_a_corrupt_state_file(env):
     with pytest.raises(ValidationError, match="absolute"):
-        _release.describe_releases("relative/path")
+        _release_state.describe_releases("relative/path")
     env.activate("v1")
     with open(os.path.join(env.root, ".rollout-state.json"), "w") as handle:
         json.dump({"format": 1, "releases": {"v1": {"rolled_back_at": 5}}}, handle)
     with pytest.raises(StateFileError, match="rolled_back_at"):
-        _release.describe_releases(env.root)
+        _release_state.describe_releases(env.root)
 
 
 # --- free space --------------------------------------------------------------------------------------
@@ -681,13 +690,13 @@ def test_describe_releases_refuses_a_relative_path_and_a_corrupt_state_file(env)
     ],
 )
 def test_parse_free_space(value, expected):
-    assert _release.parse_free_space(value) == expected
+    assert _values.parse_free_space(value) == expected
 
 
 @pytest.mark.parametrize("value", ["lots", "5X", "-1", -1, True, "100%", "-3%", "%", "nan", "inf", "G"])
 def test_parse_free_space_refuses(value):
     with pytest.raises(ValidationError, match="min_free_space"):
-        _release.parse_free_space(value)
+        _values.parse_free_space(value)
 
 
 class FakeStatvfs:
@@ -709,7 +718,7 @@ def test_a_release_that_does_not_fit_is_refused_before_anything_is_written(env, 
         calls.append(path)
         return FakeStatvfs(free_bytes=40 * 4096, total_bytes=1000 * 4096) if path == env.root else real_statvfs(path)
 
-    monkeypatch.setattr(_release.os, "statvfs", statvfs)
+    monkeypatch.setattr(_unpack.os, "statvfs", statvfs)
     with pytest.raises(ReleaseError) as info:
         env.run(version="v2", src=src, state="active")
     assert "not enough disk space to unpack v2 in %s" % env.root in info.value.msg
@@ -717,9 +726,7 @@ def test_a_release_that_does_not_fit_is_refused_before_anything_is_written(env, 
     assert info.value.details["needed"] == 212992
     assert env.snapshot() == before and env.read_current() == "v1" and calls == [env.root]
     # It fits, but not with 50% of the filesystem kept free ...
-    monkeypatch.setattr(
-        _release.os, "statvfs", lambda path: FakeStatvfs(free_bytes=400 * 4096, total_bytes=1000 * 4096)
-    )
+    monkeypatch.setattr(_unpack.os, "statvfs", lambda path: FakeStatvfs(free_bytes=400 * 4096, total_bytes=1000 * 4096))
     with pytest.raises(ReleaseError, match=r"keep 2\.0 MiB free \(min_free_space 50%\)"):
         env.run(version="v2", src=src, state="active", min_free_space="50%")
     assert env.snapshot() == before
@@ -764,14 +771,14 @@ def test_reading_refuses_a_linked_releases_directory_or_state_file(env, tmp_path
     os.rename(releases, releases + ".real")
     os.symlink(str(elsewhere), releases)
     with pytest.raises(LayoutError, match="releases is a symbolic link"):
-        _release.describe_releases(env.root)
+        _release_state.describe_releases(env.root)
     os.unlink(releases)
     os.rename(releases + ".real", releases)
     state = os.path.join(env.root, ".rollout-state.json")
     os.rename(state, str(tmp_path / "state.json"))
     os.symlink(str(tmp_path / "state.json"), state)
     with pytest.raises(LayoutError, match=r"\.rollout-state\.json is a symbolic link"):
-        _release.describe_releases(env.root)
+        _release_state.describe_releases(env.root)
 
 
 def test_remove_at_unlinks_links_and_never_enters_them(tmp_path):
@@ -786,8 +793,8 @@ def test_remove_at_unlinks_links_and_never_enters_them(tmp_path):
     os.chmod(str(tree / "a" / "b"), 0o500)  # removable anyway: it is ours
     fd = os.open(str(tmp_path), os.O_RDONLY)
     try:
-        _release._remove_at(fd, "top-link")  # a link as the top: the link goes, not its target
-        _release._remove_at(fd, "tree")
+        _dirfd.remove_at(fd, "top-link")  # a link as the top: the link goes, not its target
+        _dirfd.remove_at(fd, "tree")
     finally:
         os.close(fd)
     assert sorted(os.listdir(str(tmp_path))) == ["target"]
@@ -812,7 +819,7 @@ def test_remove_at_handles_deep_trees(tmp_path):
         os.close(fd)
     parent = os.open(str(tmp_path), os.O_RDONLY)
     try:
-        _release._remove_at(parent, "deep")
+        _dirfd.remove_at(parent, "deep")
     finally:
         os.close(parent)
     assert os.listdir(str(tmp_path)) == []

@@ -8,7 +8,8 @@ import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import HealthCheckTimeout
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import describe_releases, manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import describe_releases
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace import (
     ReplaceError,
     StopAfterDelay,
