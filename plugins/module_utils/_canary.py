@@ -568,8 +568,10 @@ def _validate(backend, canary, window, max_window, interval, on_inconclusive, th
                 )
 
 
-def _groups(snapshot, backend, canary):
-    """``(canary members, baseline members, baseline names)``; members are ``{socket: set(names)}``."""
+def _groups(snapshot, backend, canary, exclude=()):
+    """``(canary members, baseline members, baseline names)``; members are ``{socket: set(names)}``. Servers in
+    ``exclude`` (surge hosts already on the new release) belong to neither group."""
+    exclude = set(exclude or ())
     known = set()
     for servers in snapshot.values():
         known.update(servers)
@@ -587,7 +589,9 @@ def _groups(snapshot, backend, canary):
         canary_members[sock] = {name for name in canary if name in servers and in_rotation(servers[name])}
         rotating.extend(canary_members[sock])
         baseline_members[sock] = {
-            name for name, server in servers.items() if name not in canary and in_rotation(server)
+            name
+            for name, server in servers.items()
+            if name not in canary and name not in exclude and in_rotation(server)
         }
     if not rotating:
         states = [
@@ -692,8 +696,11 @@ def analyse_canary(
     fetch=None,
     clock=None,
     sleep=None,
+    exclude=(),
 ):
     """Run the analysis and return the result dict (see the canary_analysis module's RETURN).
+
+    :param exclude: servers that are neither canary nor baseline (surge hosts, already on the new release).
 
     :param read: ``callable() -> {socket: {server: server_dict}}`` (see :func:`make_reader`).
     :param counters: instead of ``read``: ``{"start": [...], "end": [...]}``, haproxy_server_info
@@ -756,7 +763,7 @@ def analyse_canary(
                 "counters.start and counters.end must read the same load balancers in the same order, got %s and %s."
                 % (", ".join(start), ", ".join(end))
             )
-        canary_members, baseline_members, baseline = _groups(start, backend, canary)
+        canary_members, baseline_members, baseline = _groups(start, backend, canary, exclude)
         elapsed = float(window)
         c_stats, b_stats, metrics, settled = measure(start, end)
     else:
@@ -764,7 +771,7 @@ def analyse_canary(
         sleep = sleep or time.sleep
         start = read()
         started = clock()
-        canary_members, baseline_members, baseline = _groups(start, backend, canary)
+        canary_members, baseline_members, baseline = _groups(start, backend, canary, exclude)
 
         def wait(seconds):
             deadline = clock() + seconds

@@ -51,12 +51,20 @@ options:
     required: true
   canary:
     description:
-      - Names of the canary servers in O(backend). Every other server in rotation is the baseline.
+      - Names of the canary servers in O(backend). Every other server in rotation is the baseline, except those in
+        O(exclude).
       - The task fails before waiting if a name is unknown on every socket, if no canary server is in rotation,
         or if no other server is in rotation.
     type: list
     elements: str
     required: true
+  exclude:
+    description:
+      - Servers of O(backend) that are neither canary nor baseline, such as surge hosts that already run the new
+        release (the C(zerodowntime.rollout.rolling_update) playbook passes its C(rollout_surge_hosts)).
+    type: list
+    elements: str
+    default: []
   window:
     description:
       - Seconds between the first and the last reading.
@@ -473,6 +481,7 @@ def argument_spec():
         "sockets": {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]},
         "backend": {"type": "str", "required": True},
         "canary": {"type": "list", "elements": "str", "required": True},
+        "exclude": {"type": "list", "elements": "str", "default": []},
         "window": {"type": "float", "default": DEFAULTS["window"]},
         "max_window": {"type": "float"},
         "interval": {"type": "float"},
@@ -534,6 +543,7 @@ def main():
         result = analyse_canary(
             backend=params["backend"],
             canary=params["canary"],
+            exclude=params["exclude"],
             read=None if counters else make_reader(params["sockets"], params["backend"]),
             counters=counters,
             confidence=params["confidence"],

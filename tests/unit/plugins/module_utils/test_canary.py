@@ -238,6 +238,18 @@ def test_servers_out_of_rotation_are_not_baseline_and_a_socket_may_not_know_a_se
     assert result["verdict"] == "pass"
 
 
+def test_excluded_servers_are_neither_canary_nor_baseline():
+    """Surge hosts already on the new release (the playbook's rolling_update_canary_exclude) would hide a bad canary
+    behind a baseline that shares its errors."""
+    start = {A: {"web1": srv(0), "web2": srv(0), "web5": srv(0)}}
+    end = {A: {"web1": srv(50, 50), "web2": srv(100), "web5": srv(50, 50)}}
+    excluded = run(Counters(start, end), exclude=["web5"], fail_on_verdict=False)
+    assert excluded["baseline"] == ["web2"] and excluded["groups"]["baseline"]["requests"] == 100
+    assert excluded["verdict"] == "fail"
+    mixed = run(Counters(start, end), fail_on_verdict=False)
+    assert mixed["baseline"] == ["web2", "web5"] and mixed["groups"]["baseline"]["errors"] == 50
+
+
 # ---------------------------------------------------------------------------------------------
 # inconclusive and extend
 # ---------------------------------------------------------------------------------------------
