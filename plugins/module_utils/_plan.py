@@ -399,7 +399,8 @@ def surge_plan(surge, batches, records):
     ``batches``: the regular hosts' batches (lists of names). ``surge["hosts"]`` may also be a list of names
     (the rollout's preflight, which refuses with these same errors before anything is read). Refused: no surge
     host, a batch larger than the number of surge hosts, surge hosts left out by ``surge["limit"]`` (the hosts
-    of ``--limit``, when given), a ``keep`` that is not a boolean, and any load balancer but HAProxy.
+    of ``--limit``, when given), a ``keep`` that is not a boolean, and any load balancer but HAProxy (in the
+    records, or in ``surge["lbs"]``, the regular hosts' ``rolling_update_lb`` values).
     """
     surge = surge or {}
     recs = surge.get("hosts") or {}
@@ -440,7 +441,7 @@ def surge_plan(surge, batches, records):
         )
     if not keep_ok:
         errors.append({"host": "rollout_surge_keep", "msg": "rollout_surge_keep must be true or false."})
-    lbs = sorted({str(r.get("lb")) for r in every if r and r.get("lb")})
+    lbs = sorted({str(r.get("lb")) for r in every if r and r.get("lb")} | {str(lb) for lb in surge.get("lbs") or ()})
     if [lb for lb in lbs if lb != "haproxy"]:
         errors.append(
             {

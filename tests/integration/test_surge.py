@@ -11,6 +11,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from conftest import destroy_fleet, hap, make_fleet, server_snapshot, stat, wait_for, wait_status
 from demo.fleet import build_artifact, http_get
@@ -167,6 +168,26 @@ def test_a_batch_larger_than_the_surge_count_is_refused_in_preflight(fleet):
     assert "Take the rollout lock" not in proc.stdout  # refused before the lock
     assert state(fleet) == before
     assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+
+
+def test_a_regular_host_behind_aws_is_refused_with_surge_in_preflight(fleet, tmp_path):
+    """Surge works with HAProxy only: a regular host whose rolling_update_lb is an AWS load balancer is refused with
+    the plan's message, before the lock, nothing changed."""
+    with open(fleet.inventory) as handle:
+        inv = yaml.safe_load(handle)
+    inv["all"]["children"]["app"]["hosts"]["app2"].update(rolling_update_lb="elbv2", rolling_update_aws_target_id="i-0")
+    inventory = str(tmp_path / "inventory-aws.yml")
+    with open(inventory, "w") as handle:
+        yaml.safe_dump(inv, handle)
+    before = state(fleet)
+    proc = run_playbook(inventory, extra_vars(fleet, "v2"))
+    assert proc.returncode != 0, output(proc)
+    assert (
+        "Refusing rollout_surge_hosts: rollout_surge_hosts works with HAProxy only (rolling_update_lb is elbv2, "
+        in (proc.stdout)
+    ), output(proc)
+    assert "Take the rollout lock" not in proc.stdout
+    assert state(fleet) == before
 
 
 def test_surge_rollout_never_drops_below_the_starting_capacity(fleet):

@@ -168,3 +168,10 @@ def test_the_rollouts_preflight_gets_the_same_refusals_from_the_names_alone():
     ]
     assert errors(limit=["app1", "app2"]) == ["--limit leaves out the surge hosts app5: add them to --limit."]
     assert errors(keep="perhaps") == ["rollout_surge_keep must be true or false."]
+
+    def lb_errors(lbs):
+        surge = {"hosts": ["app5"], "lbs": lbs}
+        return [e["host"] for e in rollout_plan(REGULAR, 1, None, surge)["surge"]["errors"]]
+
+    assert lb_errors(["haproxy"] * 4) == []
+    assert lb_errors(["haproxy", "elbv2", "haproxy", "haproxy"]) == ["rolling_update_lb"]
