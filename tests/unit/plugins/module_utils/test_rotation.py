@@ -21,28 +21,13 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation imp
 )
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import (
     FakeClock,
-    FakeHAProxy,
+    RecordingHAProxy,
     make_server,
 )
 
 A = "/run/haproxy/a.sock"
 B = "tcp://10.0.0.11:9999"
 NOW = 1700000000.0
-
-
-class RecordingHAProxy(FakeHAProxy):
-    """Notes, when a 'set server' command arrives, whether the resume record already existed."""
-
-    record_path = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.record_seen = []
-
-    def exchange(self, command):
-        if command.startswith("set server"):
-            self.record_seen.append((command, os.path.exists(self.record_path)))
-        return super().exchange(command)
 
 
 def two_servers(**web2):

@@ -17,7 +17,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._records impo
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import HAProxyRotation, run_rotation
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import (
     FakeClock,
-    FakeHAProxy,
+    RecordingHAProxy,
     make_server,
 )
 
@@ -25,21 +25,6 @@ A = "/run/haproxy/a.sock"
 B = "tcp://10.0.0.11:9999"
 NOW = 1700000000.0
 SERVERS = ("app1", "app2", "app3", "app4")
-
-
-class RecordingHAProxy(FakeHAProxy):
-    """Notes, for every 'set server' command, whether the weights record existed when it arrived."""
-
-    record_path = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.record_seen = []
-
-    def exchange(self, command):
-        if command.startswith("set server"):
-            self.record_seen.append((command, os.path.exists(self.record_path)))
-        return super().exchange(command)
 
 
 def fleet(**overrides):
