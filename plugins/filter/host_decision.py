@@ -55,7 +55,8 @@ RETURN = r"""
 _value:
   description: C(action) (roll, skip or refuse), C(msg), C(in_rotation), C(admin_down), C(resumed) (a resume record
     was found), C(lbs) (one row per LB host and socket), and with AWS C(aws) (C(places) where the target is
-    registered, C(rows) what the capacity guard counts, as the read gave them).
+    registered, C(rows) what the capacity guard counts, as the read gave them), and C(weights_record) (an
+    interrupted weighted canary left its weights record on an HAProxy host - the weights are still scaled).
   type: dict
 """
 
@@ -122,6 +123,12 @@ def host_decision(app, lbs, options):
     lb = options.get("lb", "haproxy")
     rows, unreachable = _lb_rows(lbs if lb == "haproxy" else [])
     out = {"action": "roll", "msg": "", "in_rotation": None, "admin_down": False, "resumed": False, "lbs": rows}
+    # A weighted canary of an interrupted run left its weights record on an HAProxy host (the role puts the
+    # weights back after the lock, before any drain).
+    out["weights_record"] = lb == "haproxy" and any(
+        isinstance(r, dict) and bool(r.get("weights_record"))
+        for r in (lbs.get("results", [lbs]) if isinstance(lbs, dict) else (lbs or []))
+    )
     aws = (options.get("aws") or _aws_read(lbs)) if lb in ("elbv2", "elb_classic") else None
     if isinstance(aws, dict) and aws and not aws.get("skipped"):
         out["aws"] = {"places": aws.get("places") or [], "rows": aws.get("rows") or []}

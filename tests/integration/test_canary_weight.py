@@ -143,6 +143,49 @@ def test_weighted_canary_takes_its_share_and_the_weights_come_back_after_a_pass(
     assert [f for f in os.listdir(state) if f.startswith("haproxy_weights-")] == []
 
 
+def test_weights_left_by_an_interrupted_run_come_back_even_when_nothing_is_drained(fleet, tmp_path):
+    """An interrupted run left the backend weighted (its weights record on the HAProxy host). The next run has no
+    host to drain (every host runs the release already): it puts the weights back after the lock, once."""
+    from helpers import run_tasks
+
+    state_dir = os.path.join(fleet.dir, "lb-state")  # write_inventory's rolling_update_state_dir
+    records = os.path.join(state_dir, "rotation")
+    weighted, proc = run_tasks(
+        [
+            {
+                "zerodowntime.rollout.rotation": {
+                    "state": "weighted",
+                    "sockets": [fleet.data["admin_socket"]],
+                    "backend": fleet.data["backend"],
+                    "server": "app1",
+                    "batch": ["app1"],
+                    "share": 10,
+                    "state_dir": state_dir,
+                }
+            }
+        ]
+    )
+    assert not weighted[0].get("failed"), (weighted, proc.stdout[-2000:])
+    assert weights_now(fleet) == WEIGHTED
+    assert [f for f in os.listdir(records) if f.startswith("haproxy_weights-")]
+    pids = {name: fleet.host_pid(name) for name in ORIGINAL}
+    art = fleet.data["artifacts"]["v1"]
+    inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
+    proc = run_playbook(
+        inv,
+        {
+            "rolling_update_version": "v1",
+            "rolling_update_artifact": art["path"],
+            "rolling_update_artifact_checksum": "sha256:" + art["sha256"],
+        },
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert proc.stdout.count("already runs v1, is ready and in rotation: skipped") == 4, proc.stdout[-4000:]
+    assert weights_now(fleet) == ORIGINAL
+    assert [f for f in os.listdir(records) if f.startswith("haproxy_weights-")] == []
+    assert {name: fleet.host_pid(name) for name in ORIGINAL} == pids  # nothing drained or restarted
+
+
 def test_a_failing_canary_costs_fewer_requests_at_10_percent_and_the_weights_come_back(fleet, tmp_path):
     pids = {h["name"]: fleet.host_pid(h["name"]) for h in fleet.data["hosts"]}
     bad = faulty_app(tmp_path, fail=1, every=2)  # every other request gets a 500

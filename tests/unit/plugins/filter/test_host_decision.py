@@ -156,3 +156,10 @@ def test_aws_read_comes_from_the_looped_read_the_role_registers():
         app("v2", ready=True), {"results": [], "skipped": True}, dict(OPTS, lb="elbv2", aws_in_rotation=True)
     )
     assert skipped["action"] == "skip"
+
+
+def test_a_weights_record_left_by_an_interrupted_weighted_canary_is_reported():
+    scaled = dict(lb(), weights_record={"backend": "app", "weights": {"a.sock": {"app1": 1, "app2": 1}}})
+    assert decide(app("v2", ready=True), [lb(), scaled])["weights_record"] is True
+    assert decide(app("v2", ready=True), [lb()])["weights_record"] is False
+    assert decide(None, [scaled], lb="elbv2", aws_in_rotation=True)["weights_record"] is False
