@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from demo.fleet import Fleet, build_artifact
+from conftest import destroy_fleet, make_fleet
+from demo.fleet import build_artifact
 from demo.loadgen import LoadGenerator
 from demo.rollout import RotationSampler, run_playbook, versions, write_inventory
 
@@ -51,22 +52,12 @@ def prepare_results(stdout):
 
 
 @pytest.fixture
-def fleet2(tmp_path):
-    fleet = Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=2,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.171",
-        retries=0,
-    )
+def fleet2():
+    fleet, directory = make_fleet(hosts=2, version="v1", first_address="127.0.0.171", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, directory)
 
 
 def rollout(fleet, tmp_path, extra, load=False, env=None, args=()):

@@ -13,7 +13,8 @@ import time
 import pytest
 import yaml
 
-from demo.fleet import Fleet, build_artifact, server_stats
+from conftest import destroy_fleet, make_fleet
+from demo.fleet import build_artifact, server_stats
 from demo.loadgen import LoadGenerator
 from demo.rollout import run_playbook, versions, write_inventory
 
@@ -66,20 +67,12 @@ class WeightSampler:
 
 
 @pytest.fixture
-def fleet(tmp_path):
-    f = Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=4,
-        version="v1",
-        check_inter_ms=200,
-        port=0,
-        first_address="127.0.0.186",
-        retries=0,
-    )
+def fleet():
+    f, directory = make_fleet(hosts=4, version="v1", first_address="127.0.0.186", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, directory)
 
 
 def roll(fleet, tmp_path, version, app_py=None, rate=60.0, **options):

@@ -14,8 +14,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import server_snapshot
-from demo.fleet import APP_CTL, Fleet, build_artifact
+from conftest import destroy_fleet, make_fleet, server_snapshot
+from demo.fleet import APP_CTL, build_artifact
 from demo.loadgen import LoadGenerator
 from demo.rollout import RotationSampler, run_playbook, write_inventory
 from demo.rollout import host_version as version_of
@@ -26,22 +26,12 @@ RATE = 50.0
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    f = Fleet.up(
-        str(tmp_path_factory.mktemp("cmdlines") / "fleet"),
-        hosts=2,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.226",
-        retries=0,
-    )
+def fleet():
+    f, directory = make_fleet(hosts=2, version="v1", first_address="127.0.0.226", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, directory)
 
 
 @pytest.fixture(scope="module")

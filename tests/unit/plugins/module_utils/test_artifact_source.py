@@ -5,9 +5,7 @@ controller's cache (one fetch for parallel forks), and prepare_app's "src needed
 
 import hashlib
 import io
-import logging
 import os
-import socket
 import stat
 import threading
 import time
@@ -31,6 +29,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare impo
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._artifact_cache import ArtifactCache, private_dir
 from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._deadline import run_with_deadline
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.moto_server import free_port, moto_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.release_archive import Probe, archive
 
 SHA = "sha256:" + "a" * 64
@@ -194,24 +193,11 @@ def test_defer_src_on_target_or_rolled_back_needs_nothing(host, tmp_path):
 # -- the S3 fetch, against a moto server ---------------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto():
     pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    try:
-        yield "http://127.0.0.1:%d" % server._port  # pylint: disable=protected-access
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -227,7 +213,7 @@ def s3(moto, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     client = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
-    bucket = "unit-%d" % _free_port()
+    bucket = "unit-%d" % free_port()
     client.create_bucket(Bucket=bucket)
     return moto, client, bucket
 

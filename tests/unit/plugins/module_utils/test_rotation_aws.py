@@ -9,9 +9,7 @@ read back with a separate boto3 client, the resume record from disk.
 """
 
 import json
-import logging
 import os
-import socket
 import urllib.request
 
 import boto3
@@ -33,6 +31,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation_aws
     make_rotation,
     run_aws_rotation,
 )
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.moto_server import moto_server
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -54,23 +53,10 @@ class FakeClock:
         self.now += seconds
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    try:
-        yield "http://127.0.0.1:%d" % server._port  # pylint: disable=protected-access
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 class Cloud:
