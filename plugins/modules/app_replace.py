@@ -182,12 +182,11 @@ failed_step:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
     READINESS_SPEC,
     readiness_probe,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._replace import (  # noqa: E402
     STEP_NAMES,
     StopAfterDelay,
@@ -262,15 +261,12 @@ def main():
             ("service_manager", "command", ["start_command", "stop_command"]),
         ],
     )
-    try:
-        runner = deadline_runner(module.run_command, module.get_bin_path("timeout"))
-        params = dict(module.params)
-        # the invocation in the result shows params as they end: no secret of a URL or of a command line in it
-        redact_params(module.params, ["health_url", "start_command", "stop_command"])
-        result = run(params, module.check_mode, runner)
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
-    module.exit_json(**result)
+    runner = deadline_runner(module.run_command, module.get_bin_path("timeout"))
+    run_module(
+        module,
+        lambda params: run(params, module.check_mode, runner),
+        secret_params=["health_url", "start_command", "stop_command"],
+    )
 
 
 if __name__ == "__main__":
