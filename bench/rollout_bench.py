@@ -85,6 +85,11 @@ from demo.rollout import PLAYBOOK, RotationSampler, ansible_env, fleet_version, 
 CLASSIC = os.path.join(HERE, "classic.yml")
 CLASSIC_CG = os.path.join(HERE, "classic_cg.yml")
 CALLBACKS = os.path.join(HERE, "callback_plugins")
+# Python's bytecode cache for every ansible-playbook the benchmark runs (all variants alike), as on an operator's
+# controller after its first run: ansible-core's own files come with theirs (pip compiles them), and Python writes
+# those of a collection's plugins on first import. None: the calling environment decides (--no-bytecode-cache; a
+# PYTHONDONTWRITEBYTECODE=1 there makes every Ansible worker compile the collection's plugins again).
+BYTECODE_CACHE = None
 REPORT_MODEL = os.path.join(ROOT, "plugins", "plugin_utils", "_rollout_report.py")
 ROLE_DEFAULTS = os.path.join(ROOT, "roles", "rolling_update", "defaults", "main.yml")
 WHEELS = os.path.join(ROOT, ".cache", "wheels")
@@ -363,6 +368,9 @@ def run_ansible(playbook, inventory, extra_vars, out_prefix, forks=None, pipelin
             **(env or {}),
         }
     )
+    if BYTECODE_CACHE:
+        env_all.pop("PYTHONDONTWRITEBYTECODE", None)
+        env_all["PYTHONPYCACHEPREFIX"] = BYTECODE_CACHE
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, playbook]
     cmd += ["-e", json.dumps(extra_vars)]
     if forks:
@@ -1512,6 +1520,12 @@ def main(argv=None):
         help="app start-up delay for the readiness pair (ours vs classic, load on /health); 0 to skip",
     )
     g.add_argument("--no-pipelining", action="store_true", help="task_cost: skip the ANSIBLE_PIPELINING=1 variant")
+    g.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run ansible-playbook with the calling environment's bytecode settings (default: a cache in "
+        "WORKDIR/pycache for every variant, as on a controller after its first run)",
+    )
     p.add_argument("--skip", default="", help="comma list of %s to skip" % ",".join(SCENARIOS))
     p.add_argument("--workdir", default=os.path.join(HERE, "out"))
     p.add_argument("--json", default=os.path.join(ROOT, "docs", "performance.json"))
@@ -1522,6 +1536,8 @@ def main(argv=None):
         with open(a.report) as f:
             sys.stdout.write(tables(json.load(f)))
         return 0
+    global BYTECODE_CACHE
+    BYTECODE_CACHE = None if a.no_bytecode_cache else os.path.join(os.path.abspath(a.workdir), "pycache")
     skip = {s for s in a.skip.split(",") if s}
     if skip - set(SCENARIOS):
         p.error(
@@ -1560,6 +1576,7 @@ def main(argv=None):
             scale_rate=a.scale_rate,
             forks=a.forks,
             baseline_ref=a.baseline_ref,
+            bytecode_cache=not a.no_bytecode_cache,
             skip=sorted(skip),
             command=".venv/bin/python bench/rollout_bench.py " + " ".join(argv or sys.argv[1:]),
         ),
