@@ -168,7 +168,7 @@ def public_vars_used(documents):
 
 # Facts the role sets for its caller (the playbook reads them instead of the role's internals). Each is
 # documented in the main entry point's description in meta/argument_specs.yml.
-OUTPUTS = ("rolling_update_decision",)
+OUTPUTS = ("rolling_update_decision", "rolling_update_plan_host")
 
 
 def undeclared_problems(used, options):

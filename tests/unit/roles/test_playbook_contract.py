@@ -1,0 +1,82 @@
+# Copyright: Contributors to the zerodowntime.rollout project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The contract between the playbooks and the role: each keeps to its own variables.
+
+The playbooks pass the role its public inputs (rolling_update_*) and read only what the role documents as its
+outputs; the role never reads the playbooks' own variables (rollout_*, _rollout_*)."""
+
+import os
+import re
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+PLAYBOOKS = os.path.join(ROOT, "playbooks")
+ROLE = os.path.join(ROOT, "roles", "rolling_update")
+
+ROLE_PRIVATE = re.compile(r"(?<![A-Za-z0-9_])_{1,2}rolling_update_[a-z0-9_]+")
+PLAYBOOK_NAMES = re.compile(r"(?<![A-Za-z0-9_])_*rollout_[a-z0-9_]+")
+
+
+EXPRESSION_KEYS = {"when", "that", "failed_when", "changed_when", "until", "loop"}
+JINJA = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def yaml_files(top):
+    for base, _dirs, files in os.walk(top):
+        for name in sorted(files):
+            if name.endswith((".yml", ".yaml")):
+                yield os.path.join(base, name)
+
+
+def expressions(node, key=None):
+    """The Jinja expressions of a parsed YAML document: inside {{ }} and {% %}, and the whole of a conditional."""
+    if isinstance(node, dict):
+        for k, value in node.items():
+            yield from expressions(value, k)
+    elif isinstance(node, list):
+        for value in node:
+            yield from expressions(value, key)
+    elif isinstance(node, str):
+        yield from [node] if key in EXPRESSION_KEYS else ["".join(m) for m in JINJA.findall(node)]
+
+
+def names(pattern, expression):
+    """Names ``pattern`` finds in an expression: anywhere for a private name (hostvars[h]['_x'] reads one), outside
+    string literals for a public one (a message may name a variable)."""
+    private = [n for n in pattern.findall(expression) if n.startswith("_")]
+    return private + [n for n in pattern.findall(QUOTED.sub("''", expression)) if not n.startswith("_")]
+
+
+def found(pattern, top, allowed=()):
+    hits = []
+    for path in yaml_files(top):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for expression in expressions(doc):
+            for name in names(pattern, expression):
+                if name not in allowed:
+                    hits.append("%s %s" % (os.path.relpath(path, ROOT), name))
+    return hits
+
+
+def test_the_playbooks_read_no_private_variable_of_the_role():
+    assert found(ROLE_PRIVATE, PLAYBOOKS) == []
+
+
+def test_the_role_reads_no_variable_of_the_playbooks():
+    # rollout_plan is the collection's filter (zerodowntime.rollout.rollout_plan), not a playbook variable.
+    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "tasks"), allowed=("rollout_plan",)) == []
+    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "vars")) == []
+    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "defaults")) == []
+
+
+def test_the_scan_sees_names_in_expressions_but_not_in_prose_or_string_literals():
+    doc = {
+        "msg": "Set rollout_surge_hosts. {{ hostvars[h]['_rolling_update_plan_host'] }} {{ _rollout_x ~ 'rollout_y' }}",
+        "when": ["__rolling_update_lb | length > 0", "rolling_update_path != 'rollout_z'"],
+    }
+    text = " ".join(expressions(doc))
+    assert names(ROLE_PRIVATE, text) == ["_rolling_update_plan_host", "__rolling_update_lb"]
+    assert names(PLAYBOOK_NAMES, text) == ["_rollout_x"]
