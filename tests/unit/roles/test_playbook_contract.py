@@ -80,3 +80,36 @@ def test_the_scan_sees_names_in_expressions_but_not_in_prose_or_string_literals(
     text = " ".join(expressions(doc))
     assert names(ROLE_PRIVATE, text) == ["_rolling_update_plan_host", "__rolling_update_lb"]
     assert names(PLAYBOOK_NAMES, text) == ["_rollout_x"]
+
+
+# Role inputs a playbook sets itself, in play or task vars (which win over the inventory): only those the role
+# documents as set by the playbook, or a fixed value for the hosts a play is about.
+SET_BY_THE_PLAYBOOKS = {
+    "rolling_update_surge_servers": "documented as set by the rolling_update playbook",
+    "rolling_update_surge_restore": "documented as set by the rolling_update playbook",
+    "rolling_update_admin_down": "plan playbook, surge hosts only: they wait in MAINT by design",
+}
+
+
+def set_vars(node):
+    """Every name set in a ``vars:`` mapping of a parsed playbook (plays, blocks, tasks)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "vars" and isinstance(value, dict):
+                yield from value
+            yield from set_vars(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from set_vars(value)
+
+
+def test_the_playbooks_set_only_role_inputs_they_own():
+    """A role input set in a play's vars would silently override the operator's inventory value."""
+    wrong = []
+    for path in yaml_files(PLAYBOOKS):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for name in set_vars(doc):
+            if name.startswith("rolling_update_") and name not in SET_BY_THE_PLAYBOOKS:
+                wrong.append("%s %s" % (os.path.relpath(path, ROOT), name))
+    assert wrong == []
