@@ -626,7 +626,8 @@ def render_role(renderer, name, entry, page):
     out = [MARKER, "", "# %s role" % fq, ""]
     source = "roles/%s/meta/argument_specs.yml" % name
     out += [
-        "Role in the %s collection. Options are validated against [%s](%s) when the role runs."
+        "Role in the %s collection. Its entry points are documented in [%s](%s); an entry point with a tasks "
+        "file validates its options when the role is entered there."
         % (
             code(renderer.collection),
             escape_md(source),
