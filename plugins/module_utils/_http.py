@@ -223,6 +223,13 @@ def check_headers(headers):
     return headers
 
 
+def _check_follow_redirects(follow_redirects):
+    if follow_redirects not in FOLLOW_REDIRECTS:
+        raise ValidationError(
+            "follow_redirects must be one of %s, got %r." % (", ".join(FOLLOW_REDIRECTS), follow_redirects)
+        )
+
+
 def _check_url(url):
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         shown = redact_url(url) if isinstance(url, str) else url
@@ -296,10 +303,7 @@ def request(
     ``timeout`` is one deadline for the whole request, redirects included (RequestTimeout when it passes). A
     redirect that ``follow_redirects`` does not allow raises :class:`RedirectNotFollowed`.
     """
-    if follow_redirects not in FOLLOW_REDIRECTS:
-        raise ValidationError(
-            "follow_redirects must be one of %s, got %r." % (", ".join(FOLLOW_REDIRECTS), follow_redirects)
-        )
+    _check_follow_redirects(follow_redirects)
     _check_url(url)
     check_headers(headers)
     deadline = _Deadline(timeout, clock or time.monotonic)
@@ -381,23 +385,10 @@ def make_fetch(
 ):
     """A ``fetch(timeout) -> (status, body)`` for one URL, as the probes want it (see :func:`request`)."""
     check_headers(headers)
-    if follow_redirects not in FOLLOW_REDIRECTS:
-        raise ValidationError(
-            "follow_redirects must be one of %s, got %r." % (", ".join(FOLLOW_REDIRECTS), follow_redirects)
-        )
+    _check_follow_redirects(follow_redirects)
 
     def fetch(timeout):
-        return request(
-            url,
-            timeout,
-            method,
-            headers,
-            validate_certs,
-            ca_path,
-            agent,
-            max_body=max_body,
-            follow_redirects=follow_redirects,
-        )
+        return request(url, timeout, method, headers, validate_certs, ca_path, agent, max_body, follow_redirects)
 
     return fetch
 
@@ -436,15 +427,23 @@ def readiness_probe(params, consecutive_successes, timeout, clock=None, sleep=No
     )
 
 
-READINESS_SPEC = {
-    "health_url": {"type": "str", "required": True},
-    "health_headers": {"type": "dict", "default": {}, "no_log": True},
-    "health_status_codes": {"type": "list", "elements": "int", "default": [200]},
-    "health_body_regex": {"type": "str"},
-    "health_json_path": {"type": "str"},
-    "health_json_value": {"type": "raw"},
-    "health_interval": {"type": "float", "default": 0.2},
-    "health_request_timeout": {"type": "float", "default": 5},
-    "health_validate_certs": {"type": "bool", "default": True},
-    "health_follow_redirects": {"type": "str", "default": "none", "choices": list(FOLLOW_REDIRECTS)},
-}
+def probe_spec(prefix="", interval=1.0, headers=None):
+    """The probe's options (URL, checks, TLS, redirects) named ``prefix + name``, with these defaults (None: none)."""
+    spec = {
+        "url": {"type": "str", "required": True},
+        "headers": {"type": "dict", "no_log": True},
+        "status_codes": {"type": "list", "elements": "int", "default": [200]},
+        "body_regex": {"type": "str"},
+        "json_path": {"type": "str"},
+        "json_value": {"type": "raw"},
+        "interval": {"type": "float", "default": interval},
+        "request_timeout": {"type": "float", "default": 5},
+        "validate_certs": {"type": "bool", "default": True},
+        "follow_redirects": {"type": "str", "default": "none", "choices": list(FOLLOW_REDIRECTS)},
+    }
+    if headers is not None:
+        spec["headers"]["default"] = headers
+    return {prefix + name: option for name, option in spec.items()}
+
+
+READINESS_SPEC = probe_spec("health_", interval=0.2, headers={})

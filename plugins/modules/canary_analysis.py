@@ -41,13 +41,9 @@ options:
       - An absolute unix socket path, or V(tcp://HOST:PORT) (V(tcp://[::1]:PORT) for IPv6).
       - List each instance once; two sockets of the same HAProxy would count its traffic twice.
       - Not used with O(counters).
-    type: list
-    elements: str
-    default: [/run/haproxy/admin.sock]
   backend:
     description:
       - The HAProxy backend holding the canary and baseline servers.
-    type: str
     required: true
   canary:
     description:
@@ -65,141 +61,6 @@ options:
     type: list
     elements: str
     default: []
-  window:
-    description:
-      - Seconds between the first and the last reading.
-      - With O(counters), the time between the two readings given, as reported in the result and the message.
-    type: float
-    default: 60
-  max_window:
-    description:
-      - Longest window when O(on_inconclusive=extend). Defaults to 3 times O(window).
-    type: float
-  interval:
-    description:
-      - When set, the counters are also read every O(interval) seconds during the window and the running totals
-        are returned in RV(samples). When omitted, the module sleeps through the window.
-    type: float
-  max_error_rate:
-    description:
-      - Highest canary error rate (5xx responses / requests) that passes, from 0 to 1.
-    type: float
-    default: 0.01
-  max_error_rate_ratio:
-    description:
-      - Highest canary error rate / baseline error rate that passes.
-      - With a baseline error rate of 0 the ratio is C(inf) when the canary had any 5xx response, and C(1.0) when
-        it had none. With a clean baseline, canary 5xx responses fail this check once they are significant (see
-        O(confidence)); with the canary serving a third of the traffic, for example, 5 canary 5xx against none
-        in the baseline are.
-    type: float
-    default: 2.0
-  max_latency_increase:
-    description:
-      - Highest relative increase of the canary response time over the baseline's that passes (V(0.5) is +50%).
-      - "The increase is (canary - baseline) / max(baseline, O(latency_floor_ms))."
-      - The response time is HAProxy's C(rtime) at the end of the window, an average over each server's last 1024
-        requests, weighted by the requests each server served during the window.
-    type: float
-    default: 0.5
-  latency_floor_ms:
-    description:
-      - The baseline response time counts as at least this many milliseconds when computing the increase, so that
-        a baseline of 0 or 1 ms (HAProxy counts whole milliseconds) does not turn a 2 ms canary into +100%.
-    type: float
-    default: 10
-  min_requests:
-    description:
-      - Fewest requests the canary must serve in the window (summed over its servers and all sockets) for the
-        analysis to be conclusive.
-    type: int
-    default: 50
-  confidence:
-    description:
-      - Confidence level of the significance tests of C(error_rate) and C(error_rate_ratio), at least 0 and less
-        than 1. A metric above its threshold fails only when its C(p_value) is below 1 - O(confidence).
-      - V(0) turns the tests off, so that any excess over a threshold fails.
-    type: float
-    default: 0.95
-  counters:
-    description:
-      - Counters read beforehand, instead of reading O(sockets) and waiting. C(start) and C(end) are each a list
-        with one M(zerodowntime.rollout.haproxy_server_info) result per load balancer host (registered in a loop
-        over the hosts, in the same order); the analysis compares O(backend) between the two.
-      - A result's loop C(item) (the host name) labels its sockets, so the same socket path on two hosts counts as
-        two load balancers.
-      - Nothing is read and the module does not wait; O(on_inconclusive=extend) returns V(inconclusive) for the
-        caller to read again later (the rolling_update role does that).
-      - Cannot be used with O(interval) or O(max_window). Prometheus queries are evaluated when the module runs.
-    type: dict
-    suboptions:
-      start:
-        description: The results of the reading at the start of the window.
-        type: list
-        elements: dict
-        required: true
-      end:
-        description: The results of the reading at the end of the window.
-        type: list
-        elements: dict
-        required: true
-  on_inconclusive:
-    description:
-      - What to do when the canary served fewer than O(min_requests) requests.
-      - "V(extend) extends the window by O(window) at a time, up to O(max_window), then re-evaluates from the first
-        reading; if it is still short, the verdict is V(inconclusive) and the task does not fail.
-        The message then says C(inconclusive (not enough requests: N < min_requests M))."
-      - V(extend) also extends the window while an error metric is above its threshold by an amount that is not
-        significant yet (see O(confidence)), since more traffic can settle it either way; if it is still not
-        significant at O(max_window), that metric passes.
-      - V(fail) makes the verdict V(fail); V(pass) makes it V(pass). Thresholds are not evaluated on too few
-        requests in either case.
-    type: str
-    choices: [extend, fail, pass]
-    default: extend
-  fail_on_verdict:
-    description:
-      - Fail the task when the verdict is V(fail), with a message that lists every failed metric with its canary
-        value, baseline value and threshold.
-      - When V(false), the task returns the verdict and the caller decides.
-      - A V(inconclusive) verdict never fails the task.
-    type: bool
-    default: true
-  prometheus_url:
-    description:
-      - Base URL of a Prometheus server (its C(/api/v1/query) endpoint is used). Needed with O(prometheus_queries).
-      - "User info (V(https://user:password@prometheus:9090)) is sent as HTTP basic authentication, to that host
-        only. Percent-encode any C(/), C(?), C(#), C(@) or C(:) in the user name or password; a URL whose host and
-        port cannot be read is refused before any query."
-      - Messages and results never show the user info or the query string of this URL (they read C(***)), nor
-        secret-looking values quoted in Prometheus' answers.
-    type: str
-  prometheus_queries:
-    description:
-      - Metric name to PromQL template. The literal C({server}) is replaced by a server name (other braces, such as
-        label matchers, are left alone); the query is run as an instant query at the end of the window, once per
-        canary and once per baseline server.
-      - A group's value is the mean over its servers of each query's result (the sum of the returned samples; an
-        empty result counts as 0, NaN samples are ignored).
-      - Higher must mean worse (error rates, latencies). The metric passes when canary / baseline is at most
-        O(prometheus_max_ratio), with the same rule for a zero baseline as O(max_error_rate_ratio).
-      - Results are returned as RV(metrics) named C(prometheus_<name>).
-    type: dict
-  prometheus_max_ratio:
-    description:
-      - Highest canary / baseline ratio that passes for each of O(prometheus_queries).
-    type: float
-    default: 2.0
-  prometheus_validate_certs:
-    description:
-      - Validate the TLS certificate of O(prometheus_url).
-    type: bool
-    default: true
-  prometheus_timeout:
-    description:
-      - Seconds to wait for each Prometheus answer.
-    type: float
-    default: 10
 notes:
   - HAProxy's counters are cumulative; a counter that goes backwards during the window (HAProxy reloaded) counts
     from zero, so its end value is taken as the increase.
@@ -207,6 +68,10 @@ notes:
     not fail the verdict.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.haproxy
+  - zerodowntime.rollout.canary_window
+  - zerodowntime.rollout.canary_verdict
+  - zerodowntime.rollout.canary_prometheus
 attributes:
   check_mode:
     support: full
@@ -214,8 +79,6 @@ attributes:
       - The module only reads, so it runs normally in check mode, including the wait.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.haproxy_server_info
   - module: zerodowntime.rollout.haproxy_server
@@ -457,23 +320,18 @@ samples:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary import (  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.analysis import analyse_canary  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.options import (  # noqa: E402
     DEFAULTS,
     ON_INCONCLUSIVE_CHOICES,
-    analyse_canary,
-    make_reader,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import (  # noqa: E402
-    DEFAULT_SOCKET,
-)
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import request  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import (  # noqa: E402
-    redact_params,
-    redact_text,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.prometheus import prometheus_fetch  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.reading import make_reader  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.transport import DEFAULT_SOCKET  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 
-MAX_BODY = 4 * 1024 * 1024
+# Options that say where the counters and Prometheus' answers come from; analyse_canary takes the others as they are.
+SOURCE_OPTIONS = ("sockets", "prometheus_validate_certs", "prometheus_timeout")
 
 
 def argument_spec():
@@ -512,19 +370,13 @@ def argument_spec():
     }
 
 
-def make_fetch(params):
-    """``fetch(url) -> (status, body)`` for the Prometheus queries."""
-
-    def fetch(url):
-        return request(
-            url,
-            params["prometheus_timeout"],
-            validate_certs=params["prometheus_validate_certs"],
-            agent="zerodowntime.rollout-canary_analysis",
-            max_body=MAX_BODY,
-        )
-
-    return fetch
+def analyse(params):
+    """The analysis the options ask for, on the counters read from the sockets or on those given."""
+    return analyse_canary(
+        read=None if params["counters"] else make_reader(params["sockets"], params["backend"]),
+        fetch=prometheus_fetch(params["prometheus_timeout"], params["prometheus_validate_certs"]),
+        **{name: value for name, value in params.items() if name not in SOURCE_OPTIONS},
+    )
 
 
 def main():
@@ -534,37 +386,8 @@ def main():
         required_by={"prometheus_queries": ["prometheus_url"]},
         mutually_exclusive=[["counters", "interval"], ["counters", "max_window"]],
     )
-    params = module.params
-    prometheus_url = params["prometheus_url"]
     # The invocation Ansible may add to the result shows params as they are at exit: no credentials there.
-    redact_params(params, ["prometheus_url"])
-    try:
-        counters = params["counters"]
-        result = analyse_canary(
-            backend=params["backend"],
-            canary=params["canary"],
-            exclude=params["exclude"],
-            read=None if counters else make_reader(params["sockets"], params["backend"]),
-            counters=counters,
-            confidence=params["confidence"],
-            window=params["window"],
-            max_window=params["max_window"],
-            interval=params["interval"],
-            max_error_rate=params["max_error_rate"],
-            max_error_rate_ratio=params["max_error_rate_ratio"],
-            max_latency_increase=params["max_latency_increase"],
-            latency_floor_ms=params["latency_floor_ms"],
-            min_requests=params["min_requests"],
-            on_inconclusive=params["on_inconclusive"],
-            fail_on_verdict=params["fail_on_verdict"],
-            prometheus_url=prometheus_url,
-            prometheus_queries=params["prometheus_queries"],
-            prometheus_max_ratio=params["prometheus_max_ratio"],
-            fetch=make_fetch(params),
-        )
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
-    module.exit_json(**result)
+    run_module(module, analyse, secret_params=["prometheus_url"])
 
 
 if __name__ == "__main__":

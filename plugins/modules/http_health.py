@@ -112,15 +112,12 @@ options:
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.app_host
 attributes:
   check_mode:
     support: full
     details:
       - The probe runs in check mode too for V(GET), V(HEAD) and V(OPTIONS); other methods are not sent.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.release
   - module: ansible.builtin.uri
@@ -190,29 +187,31 @@ last_error:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import make_fetch  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import make_fetch, probe_spec  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http_health import probe_http  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
+
+# The options that shape the request; the probe takes the others (and url, which both need).
+FETCH_OPTIONS = ("method", "headers", "validate_certs", "ca_path", "follow_redirects")
 
 
 def argument_spec():
-    return {
-        "url": {"type": "str", "required": True},
-        "method": {"type": "str", "default": "GET"},
-        "headers": {"type": "dict", "no_log": True},
-        "status_codes": {"type": "list", "elements": "int", "default": [200]},
-        "body_regex": {"type": "str"},
-        "json_path": {"type": "str"},
-        "json_value": {"type": "raw"},
-        "consecutive_successes": {"type": "int", "default": 3},
-        "interval": {"type": "float", "default": 1.0},
-        "timeout": {"type": "float", "default": 120},
-        "request_timeout": {"type": "float", "default": 5},
-        "validate_certs": {"type": "bool", "default": True},
-        "ca_path": {"type": "path"},
-        "follow_redirects": {"type": "str", "default": "none", "choices": ["none", "same_origin", "all"]},
-    }
+    spec = probe_spec()
+    spec.update(
+        method={"type": "str", "default": "GET"},
+        consecutive_successes={"type": "int", "default": 3},
+        timeout={"type": "float", "default": 120},
+        ca_path={"type": "path"},
+    )
+    return spec
+
+
+def run(params, check_mode):
+    fetch = make_fetch(
+        params["url"], agent="zerodowntime.rollout-http_health", **{name: params[name] for name in FETCH_OPTIONS}
+    )
+    options = {name: value for name, value in params.items() if name not in FETCH_OPTIONS}
+    return probe_http(fetch, check_mode=check_mode, method=params["method"], **options)
 
 
 def main():
@@ -221,34 +220,7 @@ def main():
         supports_check_mode=True,
         required_by={"json_value": ["json_path"]},
     )
-    params = dict(module.params)
-    redact_params(module.params, ["url"])  # the invocation in the result shows params as they end
-    try:
-        result = probe_http(
-            make_fetch(
-                params["url"],
-                method=params["method"],
-                headers=params["headers"],
-                validate_certs=params["validate_certs"],
-                ca_path=params["ca_path"],
-                agent="zerodowntime.rollout-http_health",
-                follow_redirects=params["follow_redirects"],
-            ),
-            url=params["url"],
-            check_mode=module.check_mode,
-            method=params["method"],
-            status_codes=params["status_codes"],
-            body_regex=params["body_regex"],
-            json_path=params["json_path"],
-            json_value=params["json_value"],
-            consecutive_successes=params["consecutive_successes"],
-            interval=params["interval"],
-            timeout=params["timeout"],
-            request_timeout=params["request_timeout"],
-        )
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
-    module.exit_json(**result)
+    run_module(module, lambda params: run(params, module.check_mode), secret_params=["url"])
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _canary
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.analysis import CanaryFailed, analyse_canary
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.counters import ratio
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.reading import make_reader
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     NotFoundError,
     RolloutError,
     ValidationError,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import (
     FakeClock,
     FakeHAProxy,
@@ -54,7 +56,7 @@ def run(read, clock=None, **kwargs):
     clock = clock or FakeClock()
     params = {"backend": "be_app", "canary": ["web1"], "window": 10, "min_requests": 10}
     params.update(kwargs)
-    return _canary.analyse_canary(read=read, clock=clock, sleep=clock.sleep, **params)
+    return analyse_canary(read=read, clock=clock, sleep=clock.sleep, **params)
 
 
 def two_sockets(end_web1_a, end_web1_b, end_web2=(500, 0, 2), end_web3=(500, 0, 2)):
@@ -138,7 +140,7 @@ def test_pass_when_every_metric_is_within_its_threshold():
 
 def test_error_rate_failure_lists_canary_baseline_and_threshold():
     start, end = two_sockets((170, 30, 2), (170, 30, 2), end_web2=(599, 1, 2), end_web3=(599, 1, 2))
-    with pytest.raises(_canary.CanaryFailed) as info:
+    with pytest.raises(CanaryFailed) as info:
         run(Counters(start, end))
     exc = info.value
     assert exc.details["verdict"] == "fail"
@@ -207,10 +209,10 @@ def test_baseline_without_errors():
 
 
 def test_ratio_rules():
-    assert _canary.ratio(0.2, 0.1) == 2.0
-    assert _canary.ratio(0.2, 0) == math.inf
-    assert _canary.ratio(0, 0) == 1.0
-    assert _canary.ratio(None, 0.1) is None
+    assert ratio(0.2, 0.1) == 2.0
+    assert ratio(0.2, 0) == math.inf
+    assert ratio(0, 0) == 1.0
+    assert ratio(None, 0.1) is None
 
 
 def test_4xx_count_as_requests_not_errors_and_counter_resets_count_from_zero():
@@ -306,7 +308,7 @@ def test_on_inconclusive_pass_or_fail_decides_without_waiting_longer(choice, ver
 def test_inconclusive_never_fails_the_task_and_fail_does_only_with_fail_on_verdict():
     start, few = idle()
     assert run(Counters(start, few), min_requests=50, max_window=10)["verdict"] == "inconclusive"
-    with pytest.raises(_canary.CanaryFailed, match=r"inconclusive \(not enough requests: 5 < min_requests 50\)"):
+    with pytest.raises(CanaryFailed, match=r"inconclusive \(not enough requests: 5 < min_requests 50\)"):
         run(Counters(start, few), min_requests=50, on_inconclusive="fail")
 
 
@@ -537,9 +539,7 @@ def test_make_reader_reads_every_socket_through_the_runtime():
         A: FakeHAProxy({("be_app", "web1"): make_server(stot=10), ("be_app", "web2"): make_server(stot=20)}),
         B: FakeHAProxy({("be_app", "web1"): make_server(stot=1), ("be_app", "web2"): make_server(stot=2)}),
     }
-    read = _canary.make_reader(
-        [A, B], "be_app", connect=lambda address: HAProxyRuntime(address, transport=fakes[address])
-    )
+    read = make_reader([A, B], "be_app", connect=lambda address: HAProxyRuntime(address, transport=fakes[address]))
     snap = read()
     assert list(snap) == [A, B]
     assert snap[A]["web1"]["responses"]["2xx"] == 10 and snap[B]["web2"]["total_sessions"] == 2
@@ -555,9 +555,9 @@ def test_make_reader_reads_every_socket_through_the_runtime():
 
 def test_make_reader_validates_before_connecting():
     with pytest.raises(ValidationError, match="Invalid backend name"):
-        _canary.make_reader([A], "be;app", connect=lambda address: pytest.fail("connected"))
+        make_reader([A], "be;app", connect=lambda address: pytest.fail("connected"))
     with pytest.raises(ValidationError):
-        _canary.make_reader([], "be_app", connect=lambda address: pytest.fail("connected"))
+        make_reader([], "be_app", connect=lambda address: pytest.fail("connected"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +578,7 @@ def info(host, *sockets, backend="be_app"):
 def counted(start, end, **kwargs):
     params = {"backend": "be_app", "canary": ["web1"], "window": 10, "min_requests": 10}
     params.update(kwargs)
-    return _canary.analyse_canary(counters={"start": start, "end": end}, **params)
+    return analyse_canary(counters={"start": start, "end": end}, **params)
 
 
 def test_counters_from_two_hosts_with_the_same_socket_path_are_summed_without_waiting():
@@ -655,6 +655,6 @@ def test_bad_counters_are_refused(start, end, kwargs, error, match):
 
 def test_counters_must_have_start_and_end_and_something_must_be_read():
     with pytest.raises(ValidationError, match="exactly 'start' and 'end'"):
-        _canary.analyse_canary("be_app", ["web1"], counters={"start": []})
+        analyse_canary("be_app", ["web1"], counters={"start": []})
     with pytest.raises(ValidationError, match="needs a read function or counters"):
-        _canary.analyse_canary("be_app", ["web1"])
+        analyse_canary("be_app", ["web1"])

@@ -10,7 +10,15 @@ from fractions import Fraction
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _canary
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.analysis import CanaryFailed, analyse_canary
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.messages import budget_text
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.stats import (
+    binomial_sf,
+    compare_groups,
+    error_budget,
+    error_rate_p_value,
+    rate_ratio_p_value,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeClock
 
@@ -50,35 +58,35 @@ def exact_sf(k, n, p):
 def test_binomial_tail_matches_exact_arithmetic(k, n, p):
     p = float(Fraction(p))
     expected = exact_sf(k, n, p)
-    assert _canary.binomial_sf(k, n, p) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert binomial_sf(k, n, p) == pytest.approx(expected, rel=1e-9, abs=1e-300)
 
 
 def test_binomial_tail_edges_and_large_counts():
-    assert _canary.binomial_sf(0, 0, 0.5) == 1.0
-    assert _canary.binomial_sf(-1, 10, 0.5) == 1.0
-    assert _canary.binomial_sf(11, 10, 0.5) == 0.0
-    assert _canary.binomial_sf(1, 10, 0.0) == 0.0  # a zero threshold: any error is certain evidence
-    assert _canary.binomial_sf(10, 10, 1.0) == 1.0
+    assert binomial_sf(0, 0, 0.5) == 1.0
+    assert binomial_sf(-1, 10, 0.5) == 1.0
+    assert binomial_sf(11, 10, 0.5) == 0.0
+    assert binomial_sf(1, 10, 0.0) == 0.0  # a zero threshold: any error is certain evidence
+    assert binomial_sf(10, 10, 1.0) == 1.0
     # A million requests at 1%: 10 000 expected; the tails around the mean stay sensible and fast.
-    assert _canary.binomial_sf(10000, 1000000, 0.01) == pytest.approx(0.5, abs=0.01)
-    assert _canary.binomial_sf(10500, 1000000, 0.01) < 1e-6
-    assert _canary.binomial_sf(9500, 1000000, 0.01) > 1 - 1e-6
+    assert binomial_sf(10000, 1000000, 0.01) == pytest.approx(0.5, abs=0.01)
+    assert binomial_sf(10500, 1000000, 0.01) < 1e-6
+    assert binomial_sf(9500, 1000000, 0.01) > 1 - 1e-6
 
 
 def test_rate_ratio_p_value_is_the_conditional_binomial_test():
     # 5 canary errors, none in the baseline, the canary serving a third of the traffic, ratio 2:
     # under "canary rate = 2 x baseline rate" each 5xx is the canary's with probability 2/4.
-    assert _canary.rate_ratio_p_value(5, 100, 0, 200, 2.0) == pytest.approx(0.5**5)
-    assert _canary.rate_ratio_p_value(8, 1000, 2, 1000, 2.0) == pytest.approx(exact_sf(8, 10, Fraction(2, 3)))
-    assert _canary.rate_ratio_p_value(0, 100, 7, 200, 2.0) == 1.0
-    assert _canary.rate_ratio_p_value(3, 100, 0, 0, 2.0) == 1.0  # no baseline traffic: nothing to compare
+    assert rate_ratio_p_value(5, 100, 0, 200, 2.0) == pytest.approx(0.5**5)
+    assert rate_ratio_p_value(8, 1000, 2, 1000, 2.0) == pytest.approx(exact_sf(8, 10, Fraction(2, 3)))
+    assert rate_ratio_p_value(0, 100, 7, 200, 2.0) == 1.0
+    assert rate_ratio_p_value(3, 100, 0, 0, 2.0) == 1.0  # no baseline traffic: nothing to compare
 
 
 def test_p_values_of_a_5_percent_canary_against_the_default_threshold():
     # Deterministic 1 in 20: ~50 requests (2 errors) is not evidence yet, 60 (3) and 100 (5) are.
-    assert _canary.error_rate_p_value(2, 50, 0.01) == pytest.approx(0.0894, abs=1e-4)
-    assert _canary.error_rate_p_value(3, 60, 0.01) < 0.05
-    assert _canary.error_rate_p_value(5, 100, 0.01) == pytest.approx(0.00343, abs=1e-5)
+    assert error_rate_p_value(2, 50, 0.01) == pytest.approx(0.0894, abs=1e-4)
+    assert error_rate_p_value(3, 60, 0.01) < 0.05
+    assert error_rate_p_value(5, 100, 0.01) == pytest.approx(0.00343, abs=1e-5)
 
 
 def stats(requests, errors, latency=2):
@@ -93,7 +101,7 @@ def stats(requests, errors, latency=2):
 
 
 def compare(canary, baseline, confidence=0.95, max_error_rate=0.01):
-    return _canary.compare_groups(canary, baseline, max_error_rate, 2.0, 0.5, 10, 50, confidence)
+    return compare_groups(canary, baseline, max_error_rate, 2.0, 0.5, 10, 50, confidence)
 
 
 def test_an_excess_fails_only_when_significant_and_confidence_0_turns_the_test_off():
@@ -109,7 +117,7 @@ def test_an_excess_fails_only_when_significant_and_confidence_0_turns_the_test_o
 
 
 def test_error_budget():
-    assert _canary.error_budget(100, 5, 0.01) == {
+    assert error_budget(100, 5, 0.01) == {
         "max_error_rate": 0.01,
         "requests": 100,
         "allowed": 1.0,
@@ -117,18 +125,18 @@ def test_error_budget():
         "remaining": -4.0,
         "consumed": 5.0,
     }
-    assert _canary.error_budget(0, 0, 0.01)["consumed"] == 0.0
-    assert _canary.error_budget(10, 1, 0.0)["consumed"] == math.inf
-    text = _canary.budget_text(_canary.error_budget(10, 1, 0.0))
+    assert error_budget(0, 0, 0.01)["consumed"] == 0.0
+    assert error_budget(10, 1, 0.0)["consumed"] == math.inf
+    text = budget_text(error_budget(10, 1, 0.0))
     assert text == "error budget: 1 5xx of 0 allowed (max_error_rate 0 x 10 canary requests), exceeded (none allowed)"
-    text = _canary.budget_text(_canary.error_budget(400, 1, 0.01))
+    text = budget_text(error_budget(400, 1, 0.01))
     assert text == "error budget: 1 5xx of 4 allowed (max_error_rate 0.01 x 400 canary requests), 25% used"
 
 
 @pytest.mark.parametrize("confidence", [1.0, -0.1, 1.5, True, "high"])
 def test_confidence_out_of_range_is_refused(confidence):
     with pytest.raises(ValidationError, match="confidence must be at least 0 and less than 1"):
-        _canary.analyse_canary("app", ["app1"], read=lambda: pytest.fail("read"), confidence=confidence)
+        analyse_canary("app", ["app1"], read=lambda: pytest.fail("read"), confidence=confidence)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def test_a_non_significant_excess_extends_the_window_until_it_is_significant():
     first = {"lb": {"app1": server(48, 2), "app2": server(100)}}  # 4%: not significant on 50 requests
     second = {"lb": {"app1": server(95, 5), "app2": server(200)}}  # 5% of 100: significant
     clock = FakeClock()
-    result = _canary.analyse_canary(
+    result = analyse_canary(
         "app",
         ["app1"],
         read=scripted(start, first, second),
@@ -182,7 +190,7 @@ def test_an_excess_that_never_becomes_significant_passes_at_max_window_unsettled
     start = {"lb": {"app1": server(0), "app2": server(0)}}
     noisy = {"lb": {"app1": server(98, 2), "app2": server(199, 1)}}  # 2% vs 0.5%: noise at this size
     clock = FakeClock()
-    result = _canary.analyse_canary(
+    result = analyse_canary(
         "app", ["app1"], read=scripted(start, noisy), window=4, min_requests=50, clock=clock, sleep=clock.sleep
     )
     assert clock.sleeps == [4, 4, 4]
@@ -212,7 +220,7 @@ def replay(readings, start, ends, lbs=None, **options):
     params = {"window": 1, "min_requests": 50, "max_latency_increase": 3.0, "fail_on_verdict": False}
     params.update(options)
     params.setdefault("max_window", params["window"] * len(ends))
-    result = _canary.analyse_canary("app", ["app1"], read=scripted(*snaps), clock=clock, sleep=clock.sleep, **params)
+    result = analyse_canary("app", ["app1"], read=scripted(*snaps), clock=clock, sleep=clock.sleep, **params)
     return result
 
 
@@ -330,7 +338,7 @@ def test_the_same_series_as_haproxy_server_info_results_from_two_hosts(series):
         ]
 
     readings = series["faulty_5pct"]["readings"]
-    result = _canary.analyse_canary(
+    result = analyse_canary(
         "app",
         ["app1"],
         counters={"start": results(readings[0]), "end": results(readings[-1])},
@@ -351,5 +359,5 @@ def test_no_traffic_is_inconclusive_and_follows_on_inconclusive(series):
     assert result["verdict"] == "inconclusive" and result["groups"]["canary"]["requests"] == 0
     assert "(not enough requests: 0 < min_requests 50)" in result["msg"]
     assert replay(readings, 0, [last], on_inconclusive="pass")["verdict"] == "pass"
-    with pytest.raises(_canary.CanaryFailed, match=r"on_inconclusive=fail: it is inconclusive \(not enough requests"):
+    with pytest.raises(CanaryFailed, match=r"on_inconclusive=fail: it is inconclusive \(not enough requests"):
         replay(readings, 0, [last], on_inconclusive="fail", fail_on_verdict=True)

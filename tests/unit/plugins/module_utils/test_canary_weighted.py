@@ -5,7 +5,7 @@ significance tests work on the counts, so the small canary is judged on its own 
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _canary
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._canary.analysis import analyse_canary
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeClock
 
 A = "/run/haproxy/a.sock"
@@ -31,9 +31,7 @@ def analyse(canary_ok, canary_err, per_other=120, **kwargs):
     clock = FakeClock()
     params = {"backend": "app", "canary": ["app1"], "window": 10, "min_requests": 30, "on_inconclusive": "fail"}
     params.update(kwargs)
-    return _canary.analyse_canary(
-        read=lambda: next(reads), clock=clock, sleep=clock.sleep, fail_on_verdict=False, **params
-    )
+    return analyse_canary(read=lambda: next(reads), clock=clock, sleep=clock.sleep, fail_on_verdict=False, **params)
 
 
 def test_the_canarys_share_of_the_requests_is_reported():
