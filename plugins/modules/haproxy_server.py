@@ -21,7 +21,6 @@ options:
   backend:
     description:
       - Name of the HAProxy backend that holds the server.
-    type: str
     required: true
   server:
     description:
@@ -44,9 +43,6 @@ options:
       - HAProxy Runtime API sockets, one per HAProxy instance.
       - An absolute unix socket path, or V(tcp://HOST:PORT) (V(tcp://[::1]:PORT) for IPv6).
       - Each must be an admin-level socket (C(stats socket ... level admin)).
-    type: list
-    elements: str
-    default: [/run/haproxy/admin.sock]
   weight:
     description:
       - Absolute weight to set on the server (HAProxy accepts 0 to 256).
@@ -87,6 +83,7 @@ options:
     default: fail
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.haproxy
 attributes:
   check_mode:
     support: full
@@ -96,8 +93,6 @@ attributes:
     support: full
     details:
       - Shows status, admin state and weight per socket, before and after.
-  platform:
-    platforms: posix
 notes:
   - RV(ignore:changed) is true only when an admin state or weight was changed. It never depends on session counts.
   - Cutting sessions with O(on_timeout=shutdown_sessions) does not by itself make the task changed.
@@ -263,13 +258,13 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import (  # noqa: E402
-    DEFAULT_SOCKET,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import STATES  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.server import (  # noqa: E402
     ON_TIMEOUT_CHOICES,
-    STATES,
     ensure_server_state,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.transport import DEFAULT_SOCKET  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 
 
 def argument_spec():
@@ -286,26 +281,14 @@ def argument_spec():
     }
 
 
+def run(params, check_mode=False, diff=False):
+    """The module's work: the parameters (exactly ensure_server_state's arguments) in, the result out."""
+    return ensure_server_state(check_mode=check_mode, diff=diff, **params)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    try:
-        result = ensure_server_state(
-            sockets=params["sockets"],
-            backend=params["backend"],
-            server=params["server"],
-            state=params["state"],
-            weight=params["weight"],
-            wait=params["wait"],
-            timeout=params["timeout"],
-            poll_interval=params["poll_interval"],
-            on_timeout=params["on_timeout"],
-            check_mode=module.check_mode,
-            diff=module._diff,
-        )
-    except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    run_module(module, lambda params: run(params, module.check_mode, module._diff))
 
 
 if __name__ == "__main__":

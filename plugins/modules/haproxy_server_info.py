@@ -14,20 +14,13 @@ description:
   - Uses C(show stat) and C(show servers state); changes nothing.
   - User- and operator-level sockets are enough for this module.
 options:
-  sockets:
-    description:
-      - HAProxy Runtime API sockets, one per HAProxy instance.
-      - An absolute unix socket path, or V(tcp://HOST:PORT) (V(tcp://[::1]:PORT) for IPv6).
-    type: list
-    elements: str
-    default: [/run/haproxy/admin.sock]
   backend:
     description:
       - Only read this backend. When omitted, all backends are read.
       - The task fails if a socket does not know this backend.
-    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.haproxy
 attributes:
   check_mode:
     support: full
@@ -35,8 +28,6 @@ attributes:
       - The module only reads, so it runs normally in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.haproxy_server
 """
@@ -86,21 +77,38 @@ sockets:
           description: Backend-level counters from the C(BACKEND) line of C(show stat).
           type: dict
           contains:
+            # The session counters and the timings of a backend and of a server read the same: written once here
+            # (YAML anchors), merged into the servers' entry below.
+            <<:
+              - &session_counters
+                sessions:
+                  description: Current sessions.
+                  type: int
+                queue:
+                  description: Queued requests.
+                  type: int
+                max_sessions:
+                  description: Highest number of concurrent sessions seen.
+                  type: int
+                total_sessions:
+                  description: Sessions since start.
+                  type: int
+              - &timings
+                queue_time_ms:
+                  description: Average queue time over the last 1024 requests.
+                  type: int
+                connect_time_ms:
+                  description: Average connect time over the last 1024 requests.
+                  type: int
+                response_time_ms:
+                  description: Average response time over the last 1024 requests.
+                  type: int
+                total_time_ms:
+                  description: Average total session time over the last 1024 requests.
+                  type: int
             status:
               description: Backend status (C(UP) or C(DOWN)).
               type: str
-            sessions:
-              description: Current sessions.
-              type: int
-            queue:
-              description: Queued requests.
-              type: int
-            max_sessions:
-              description: Highest number of concurrent sessions seen.
-              type: int
-            total_sessions:
-              description: Sessions since start.
-              type: int
             weight:
               description: Total effective weight of the servers.
               type: int
@@ -119,22 +127,11 @@ sockets:
             mode:
               description: Proxy mode (C(http) or C(tcp)).
               type: str
-            queue_time_ms:
-              description: Average queue time over the last 1024 requests.
-              type: int
-            connect_time_ms:
-              description: Average connect time over the last 1024 requests.
-              type: int
-            response_time_ms:
-              description: Average response time over the last 1024 requests.
-              type: int
-            total_time_ms:
-              description: Average total session time over the last 1024 requests.
-              type: int
         servers:
           description: Servers by name.
           type: dict
           contains:
+            <<: [*session_counters, *timings]
             backend:
               description: Backend name.
               type: str
@@ -183,36 +180,12 @@ sockets:
             initial_weight:
               description: The weight from the configuration.
               type: int
-            sessions:
-              description: Current sessions.
-              type: int
-            queue:
-              description: Queued requests.
-              type: int
-            max_sessions:
-              description: Highest number of concurrent sessions seen.
-              type: int
             session_limit:
               description: Configured C(maxconn), null if none.
-              type: int
-            total_sessions:
-              description: Sessions since start.
               type: int
             responses:
               description: HTTP responses by class (keys C(1xx) to C(5xx), C(other)).
               type: dict
-            queue_time_ms:
-              description: Average queue time over the last 1024 requests.
-              type: int
-            connect_time_ms:
-              description: Average connect time over the last 1024 requests.
-              type: int
-            response_time_ms:
-              description: Average response time over the last 1024 requests.
-              type: int
-            total_time_ms:
-              description: Average total session time over the last 1024 requests.
-              type: int
             has_check:
               description: Whether a health check is configured.
               type: bool
@@ -245,11 +218,9 @@ failed_sockets:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import (  # noqa: E402
-    DEFAULT_SOCKET,
-    gather_server_info,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.info import gather_server_info  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.transport import DEFAULT_SOCKET  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 
 
 def argument_spec():
@@ -259,13 +230,14 @@ def argument_spec():
     }
 
 
+def run(params):
+    """The module's work: read, change nothing (see RETURN)."""
+    return dict(changed=False, **gather_server_info(sockets=params["sockets"], backend=params["backend"]))
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = gather_server_info(sockets=module.params["sockets"], backend=module.params["backend"])
-    except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(changed=False, **result)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     LBCommandError,
     LBPermissionError,
@@ -14,7 +13,9 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     ValidationError,
     WaitTimeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import info as _haproxy_info
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import server as _haproxy
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import (
     FakeClock,
     FakeHAProxy,
@@ -60,7 +61,8 @@ class Pair:
         return self.fakes[address].changes()
 
     def commands_sent(self):
-        return sum(r.commands_sent for r in self.runtimes)
+        # What the fake HAProxy instances received: every command a client handed to its transport.
+        return sum(len(fake.log) for fake in self.fakes.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def test_gather_info_all_backends_and_one_backend():
         level="user",
     )
     pair = Pair(a=fake)
-    info = _haproxy.gather_server_info([A], connect=pair.connect)
+    info = _haproxy_info.gather_server_info([A], connect=pair.connect)
     entry = info["sockets"][0]
     assert entry["socket"] == A and entry["cli_level"] == "user"
     assert sorted(entry["backends"]) == ["be_api", "be_app"]
@@ -411,7 +413,7 @@ def test_gather_info_all_backends_and_one_backend():
     assert entry["backends"]["be_app"]["totals"]["sessions"] == 2
     assert entry["backends"]["be_api"]["servers"]["api1"]["healthy"] is True
 
-    one = _haproxy.gather_server_info([A], backend="be_api", connect=pair.connect)
+    one = _haproxy_info.gather_server_info([A], backend="be_api", connect=pair.connect)
     assert list(one["sockets"][0]["backends"]) == ["be_api"]
     assert pair.changes(A) == []
 
@@ -419,9 +421,9 @@ def test_gather_info_all_backends_and_one_backend():
 def test_gather_info_unknown_backend_and_bad_name():
     pair = Pair()
     with pytest.raises(NotFoundError):
-        _haproxy.gather_server_info([A], backend="be_nope", connect=pair.connect)
+        _haproxy_info.gather_server_info([A], backend="be_nope", connect=pair.connect)
     with pytest.raises(ValidationError):
-        _haproxy.gather_server_info([A], backend="be;nope", connect=pair.connect)
+        _haproxy_info.gather_server_info([A], backend="be;nope", connect=pair.connect)
 
 
 def test_gather_info_names_every_socket_that_does_not_answer():
@@ -432,13 +434,13 @@ def test_gather_info_names_every_socket_that_does_not_answer():
     )
     pair.fakes[c] = FakeHAProxy({("be_app", "web1"): make_server()})
     with pytest.raises(LBUnreachableError) as info:
-        _haproxy.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
+        _haproxy_info.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
     assert info.value.msg.startswith("2 of 3 HAProxy runtime sockets did not answer.")
     assert "a.sock" in info.value.msg and "10.0.0.11:9999" in info.value.msg
     assert [f["socket"] for f in info.value.details["failed_sockets"]] == [A, B]
     # one socket down: its own message, unchanged, with the socket named
     pair.fakes[A].unreachable = None
     with pytest.raises(LBUnreachableError) as info:
-        _haproxy.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
+        _haproxy_info.gather_server_info([A, B, c], backend="be_app", connect=pair.connect)
     assert info.value.msg == "Connection refused by tcp://10.0.0.11:9999"
     assert info.value.details["socket"] == B

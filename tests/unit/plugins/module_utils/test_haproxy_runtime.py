@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy_runtime as rt
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     LBCommandError,
     LBPermissionError,
@@ -22,6 +21,10 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     NotFoundError,
     ValidationError,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import client as haproxy_client
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import names as haproxy_names
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import parse as haproxy_parse
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import transport as haproxy_transport
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import fixture
 
 
@@ -37,10 +40,22 @@ class ScriptedTransport:
         return self.answers[command]
 
 
+class RecordingTransport:
+    """Hands each command to a real transport, and records every command the client handed over."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.sent = []
+
+    def exchange(self, command):
+        self.sent.append(command)
+        return self.inner.exchange(command)
+
+
 def servers_from(stat_fixture, state_fixture=None, backend="be_app"):
-    stat_rows = rt.parse_show_stat(fixture(stat_fixture))
-    state_rows = rt.parse_servers_state(fixture(state_fixture))[1] if state_fixture else []
-    return rt.build_backends(stat_rows, state_rows)[backend]["servers"]
+    stat_rows = haproxy_parse.parse_show_stat(fixture(stat_fixture))
+    state_rows = haproxy_parse.parse_servers_state(fixture(state_fixture))[1] if state_fixture else []
+    return haproxy_parse.build_backends(stat_rows, state_rows)[backend]["servers"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,7 +64,7 @@ def servers_from(stat_fixture, state_fixture=None, backend="be_app"):
 
 
 def test_parse_show_stat_all_keeps_every_row_by_header_name():
-    rows = rt.parse_show_stat(fixture("show_stat_all.txt"))
+    rows = haproxy_parse.parse_show_stat(fixture("show_stat_all.txt"))
     names = [(r["pxname"], r["svname"]) for r in rows]
     assert ("fe_web", "FRONTEND") in names
     assert ("be_app", "BACKEND") in names
@@ -76,7 +91,9 @@ def test_servers_of_recorded_backend():
 
 
 def test_backend_totals_are_included():
-    backends = rt.build_backends(rt.parse_show_stat(fixture("show_stat_be_app_servers_and_backend.txt")), [])
+    backends = haproxy_parse.build_backends(
+        haproxy_parse.parse_show_stat(fixture("show_stat_be_app_servers_and_backend.txt")), []
+    )
     totals = backends["be_app"]["totals"]
     assert totals["status"] == "UP"
     assert totals["algorithm"] == "roundrobin"
@@ -91,14 +108,14 @@ def test_draining_with_a_request_in_flight():
     assert web3["sessions"] == 1 and web3["queue"] == 0
     assert web3["admin_state"] == "drain"
     assert web3["admin_state_bits"] == 8 and web3["admin_flags"] == ["forced_drain"]
-    assert not rt.is_drained(web3)
+    assert not haproxy_parse.is_drained(web3)
 
 
 def test_after_shutdown_sessions_the_server_is_drained():
     servers = servers_from("show_stat_before_shutdown.txt")
     assert servers["web3"]["sessions"] == 1
     servers = servers_from("show_stat_after_shutdown.txt")
-    assert rt.is_drained(servers["web3"])
+    assert haproxy_parse.is_drained(servers["web3"])
 
 
 def test_transitional_status_after_ready_is_not_up():
@@ -107,16 +124,16 @@ def test_transitional_status_after_ready_is_not_up():
     assert web1["status"] == "UP 1/2"
     assert (web1["base_status"], web1["steady"]) == ("UP", False)
     assert web1["admin_state"] == "ready"
-    assert not rt.is_up(web1), "UP 1/2 must not count as UP (substring-match bug)"
+    assert not haproxy_parse.is_up(web1), "UP 1/2 must not count as UP (substring-match bug)"
 
 
 def test_going_down_and_going_up_are_transitional():
     going_down = servers_from("show_stat_going_down.txt")["web1"]
     going_up = servers_from("show_stat_going_up.txt")["web1"]
-    assert rt.normalise_status(going_down["status"]) == ("UP", False)
-    assert rt.normalise_status(going_up["status"]) == ("DOWN", False)
+    assert haproxy_parse.normalise_status(going_down["status"]) == ("UP", False)
+    assert haproxy_parse.normalise_status(going_up["status"]) == ("DOWN", False)
     assert going_up["status"] in ("DOWN 1/3", "DOWN 2/3")
-    assert not rt.is_up(going_down) and not rt.is_up(going_up)
+    assert not haproxy_parse.is_up(going_down) and not haproxy_parse.is_up(going_up)
 
 
 def test_maint_forced_and_inherited():
@@ -130,10 +147,10 @@ def test_maint_forced_and_inherited():
 
 
 def test_config_disabled_bit_alone_is_not_maint():
-    rows = rt.parse_servers_state(fixture("show_servers_state_be_dis_config_disabled_ready.txt"))[1]
+    rows = haproxy_parse.parse_servers_state(fixture("show_servers_state_be_dis_config_disabled_ready.txt"))[1]
     s1 = next(r for r in rows if r["srv_name"] == "s1")
     assert s1["srv_admin_state"] == "4"
-    assert rt.admin_state_from_bits(4) == "ready"
+    assert haproxy_parse.admin_state_from_bits(4) == "ready"
 
 
 @pytest.mark.parametrize(
@@ -142,11 +159,11 @@ def test_config_disabled_bit_alone_is_not_maint():
      (0x20, "maint"), (0x40, "ready"), (0x09, "maint")],
 )  # fmt: skip
 def test_admin_state_bits(bits, expected):
-    assert rt.admin_state_from_bits(bits) == expected
+    assert haproxy_parse.admin_state_from_bits(bits) == expected
 
 
 def test_parse_servers_state_version_and_header():
-    version, rows = rt.parse_servers_state(fixture("show_servers_state_all.txt"))
+    version, rows = haproxy_parse.parse_servers_state(fixture("show_servers_state_all.txt"))
     assert version == "1"
     assert [(r["be_name"], r["srv_name"]) for r in rows][-1] == ("be_api.v2", "api-1:a")
     assert rows[0]["srv_admin_state"] == "0" and rows[0]["srv_uweight"] == "1"
@@ -161,7 +178,9 @@ def test_parsers_are_tolerant_of_unknown_extra_columns():
     state = "2\n# be_id be_name extra_one srv_id srv_name srv_op_state srv_admin_state srv_uweight more\n" + (
         "3 be_x q 1 s1 2 8 9 w\n"
     )
-    backends = rt.build_backends(rt.parse_show_stat(stat), rt.parse_servers_state(state)[1])
+    backends = haproxy_parse.build_backends(
+        haproxy_parse.parse_show_stat(stat), haproxy_parse.parse_servers_state(state)[1]
+    )
     s1 = backends["be_x"]["servers"]["s1"]
     assert (s1["sessions"], s1["queue"], s1["total_sessions"], s1["weight"]) == (7, 2, 100, 9)
     assert (s1["base_status"], s1["steady"], s1["admin_state"]) == ("UP", False, "drain")
@@ -171,7 +190,7 @@ def test_parsers_are_tolerant_of_unknown_extra_columns():
 @pytest.mark.parametrize("text", ["", "No such proxy.\n\n", "Unknown command\n"])
 def test_parse_show_stat_refuses_non_csv(text):
     with pytest.raises(LBCommandError):
-        rt.parse_show_stat(text)
+        haproxy_parse.parse_show_stat(text)
 
 
 @pytest.mark.parametrize(
@@ -194,8 +213,8 @@ def test_parse_show_stat_refuses_non_csv(text):
     ],
 )
 def test_status_normalisation(status, base, steady, up):
-    assert rt.normalise_status(status) == (base, steady)
-    assert rt.is_up({"status": status}) is up
+    assert haproxy_parse.normalise_status(status) == (base, steady)
+    assert haproxy_parse.is_up({"status": status}) is up
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +224,7 @@ def test_status_normalisation(status, base, steady, up):
 
 @pytest.mark.parametrize("name", ["web1", "be_app", "be_api.v2", "api-1:a", "A", "0", "x" * 200, "a.b-c_d:e"])
 def test_good_names(name):
-    assert rt.validate_name(name, "server") == name
+    assert haproxy_names.validate_name(name, "server") == name
 
 
 @pytest.mark.parametrize(
@@ -215,7 +234,7 @@ def test_good_names(name):
 )  # fmt: skip
 def test_bad_names_are_refused(name):
     with pytest.raises(ValidationError) as info:
-        rt.validate_name(name, "server")
+        haproxy_names.validate_name(name, "server")
     assert "Nothing was sent" in info.value.msg
 
 
@@ -229,7 +248,7 @@ def test_bad_names_are_refused(name):
     ],
 )
 def test_parse_address(text, kind, target):
-    address = rt.parse_address(text)
+    address = haproxy_names.parse_address(text)
     assert address.kind == kind
     assert (address.path if kind == "unix" else (address.host, address.port)) == target
 
@@ -241,20 +260,20 @@ def test_parse_address(text, kind, target):
 )  # fmt: skip
 def test_parse_address_refuses(text):
     with pytest.raises(ValidationError):
-        rt.parse_address(text)
+        haproxy_names.parse_address(text)
 
 
 def test_duplicate_sockets_are_refused():
     with pytest.raises(ValidationError, match="twice"):
-        rt.validate_sockets(["/a.sock", "/a.sock"])
+        haproxy_names.validate_sockets(["/a.sock", "/a.sock"])
     with pytest.raises(ValidationError, match="empty"):
-        rt.validate_sockets([])
+        haproxy_names.validate_sockets([])
 
 
 @pytest.mark.parametrize("weight", [-1, 257, True, "10", 1.5, None])
 def test_bad_weights(weight):
     with pytest.raises(ValidationError):
-        rt.validate_weight(weight)
+        haproxy_names.validate_weight(weight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +283,7 @@ def test_bad_weights(weight):
 
 def test_invalid_input_sends_zero_commands():
     transport = ScriptedTransport({})
-    client = rt.HAProxyRuntime("/x.sock", transport=transport)
+    client = haproxy_client.HAProxyRuntime("/x.sock", transport=transport)
     for call in (
         lambda: client.set_server_state("be_app", "web1;show info", "drain"),
         lambda: client.set_server_state("be app", "web1", "drain"),
@@ -277,7 +296,7 @@ def test_invalid_input_sends_zero_commands():
     ):
         with pytest.raises(ValidationError):
             call()
-    assert client.commands_sent == 0
+    assert len(transport.sent) == 0
     assert transport.sent == []
 
 
@@ -290,12 +309,16 @@ def test_commands_are_exact_and_counted():
             "shutdown sessions server be_api.v2/api-1:a": fixture("answer_shutdown_sessions_ok.txt"),
         }
     )
-    client = rt.HAProxyRuntime("/x.sock", transport=transport)
+    client = haproxy_client.HAProxyRuntime("/x.sock", transport=transport)
     client.set_server_state("be_api.v2", "api-1:a", "drain")
     client.set_server_weight("be_api.v2", "api-1:a", 0)
     client.shutdown_sessions("be_api.v2", "api-1:a")
-    assert client.commands_sent == 3
-    assert client.sent == transport.sent
+    assert len(transport.sent) == 3
+    assert transport.sent == [
+        "set server be_api.v2/api-1:a state drain",
+        "set server be_api.v2/api-1:a weight 0",
+        "shutdown sessions server be_api.v2/api-1:a",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -311,7 +334,7 @@ def test_commands_are_exact_and_counted():
 )
 def test_non_empty_answers_are_errors(answer_fixture, error, words):
     transport = ScriptedTransport({"set server be_app/web1 state drain": fixture(answer_fixture)})
-    client = rt.HAProxyRuntime("/x.sock", transport=transport)
+    client = haproxy_client.HAProxyRuntime("/x.sock", transport=transport)
     with pytest.raises(error) as info:
         client.set_server_state("be_app", "web1", "drain")
     assert words in info.value.msg
@@ -325,7 +348,7 @@ def test_unknown_backend_on_reads_is_not_found():
             "show servers state nope": fixture("answer_show_servers_state_unknown_backend.txt"),
         }
     )
-    client = rt.HAProxyRuntime("/x.sock", transport=transport)
+    client = haproxy_client.HAProxyRuntime("/x.sock", transport=transport)
     with pytest.raises(NotFoundError, match="No such proxy"):
         client.get_backends("nope")
     with pytest.raises(NotFoundError, match="Can't find backend"):
@@ -333,7 +356,7 @@ def test_unknown_backend_on_reads_is_not_found():
 
 
 def recorded_client():
-    return rt.HAProxyRuntime(
+    return haproxy_client.HAProxyRuntime(
         "/x.sock",
         transport=ScriptedTransport(
             {
@@ -364,7 +387,9 @@ def test_get_server_and_unknown_server():
      ("show_cli_level_oper.txt", "operator", False), ("answer_unknown_command.txt", None, True)],
 )  # fmt: skip
 def test_cli_level(level_fixture, level, admin_ok):
-    client = rt.HAProxyRuntime("/x.sock", transport=ScriptedTransport({"show cli level": fixture(level_fixture)}))
+    client = haproxy_client.HAProxyRuntime(
+        "/x.sock", transport=ScriptedTransport({"show cli level": fixture(level_fixture)})
+    )
     assert client.cli_level() == level
     if admin_ok:
         client.require_admin()
@@ -374,9 +399,9 @@ def test_cli_level(level_fixture, level, admin_ok):
 
 
 def test_user_level_socket_still_reads():
-    rows = rt.parse_show_stat(fixture("show_stat_user_level.txt"))
+    rows = haproxy_parse.parse_show_stat(fixture("show_stat_user_level.txt"))
     assert {r["svname"] for r in rows} == {"web1", "web2", "web3", "web4"}
-    assert rt.parse_servers_state(fixture("answer_user_level_show_servers_state.txt"))[0] == "1"
+    assert haproxy_parse.parse_servers_state(fixture("answer_user_level_show_servers_state.txt"))[0] == "1"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,12 +444,13 @@ def serve_once(path, answer):
 def test_transport_round_trip_over_unix_socket(short_tmp):
     path = os.path.join(short_tmp, "admin.sock")
     thread, received = serve_once(path, fixture("show_stat_be_app_servers.txt"))
-    client = rt.HAProxyRuntime(path, timeout=5)
+    recording = RecordingTransport(haproxy_transport.SocketTransport(path, timeout=5))
+    client = haproxy_client.HAProxyRuntime(path, transport=recording)
     rows = client.show_stat("be_app")
     thread.join(5)
     assert received == [b"show stat be_app 4 -1\n"]
     assert [r["svname"] for r in rows] == ["web1", "web2", "web3", "web4"]
-    assert client.commands_sent == 1
+    assert len(recording.sent) == 1
 
 
 def test_transport_round_trip_over_tcp():
@@ -442,14 +468,14 @@ def test_transport_round_trip_over_tcp():
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    rt.HAProxyRuntime("tcp://127.0.0.1:%d" % port, timeout=5).set_server_state("be_app", "web1", "ready")
+    haproxy_client.HAProxyRuntime("tcp://127.0.0.1:%d" % port, timeout=5).set_server_state("be_app", "web1", "ready")
     thread.join(5)
 
 
 def test_missing_socket_names_the_path(short_tmp):
     path = os.path.join(short_tmp, "nope", "admin.sock")
     with pytest.raises(LBUnreachableError) as info:
-        rt.HAProxyRuntime(path).cli_level()
+        haproxy_client.HAProxyRuntime(path).cli_level()
     assert path in info.value.msg and "does not exist" in info.value.msg
 
 
@@ -459,7 +485,7 @@ def test_stale_unix_socket_is_refused(short_tmp):
     sock.bind(path)  # bound, never listening: what a crashed HAProxy leaves behind
     try:
         with pytest.raises(LBUnreachableError, match="Connection refused.*nothing listens"):
-            rt.HAProxyRuntime(path).cli_level()
+            haproxy_client.HAProxyRuntime(path).cli_level()
     finally:
         sock.close()
 
@@ -469,7 +495,7 @@ def test_regular_file_is_not_a_socket(short_tmp):
     with open(path, "w") as handle:
         handle.write("x")
     with pytest.raises(LBUnreachableError, match="not a socket"):
-        rt.HAProxyRuntime(path).cli_level()
+        haproxy_client.HAProxyRuntime(path).cli_level()
 
 
 def test_tcp_refused():
@@ -478,7 +504,7 @@ def test_tcp_refused():
     port = probe.getsockname()[1]
     probe.close()
     with pytest.raises(LBUnreachableError, match="Connection refused by tcp://127.0.0.1:%d" % port):
-        rt.HAProxyRuntime("tcp://127.0.0.1:%d" % port).cli_level()
+        haproxy_client.HAProxyRuntime("tcp://127.0.0.1:%d" % port).cli_level()
 
 
 class _FailingSocket:
@@ -507,9 +533,9 @@ class _FailingSocket:
     ],
 )
 def test_connect_errors_are_classified(monkeypatch, error, exc_type, words):
-    monkeypatch.setattr(rt.socket, "socket", _FailingSocket(error))
+    monkeypatch.setattr(haproxy_transport.socket, "socket", _FailingSocket(error))
     with pytest.raises(exc_type) as info:
-        rt.HAProxyRuntime("/run/haproxy/admin.sock").cli_level()
+        haproxy_client.HAProxyRuntime("/run/haproxy/admin.sock").cli_level()
     assert words in info.value.msg
     assert "/run/haproxy/admin.sock" in info.value.msg
 
@@ -521,7 +547,7 @@ def test_read_timeout_is_unreachable(short_tmp):
     server.listen(1)  # accepts (kernel backlog) but never answers
     try:
         with pytest.raises(LBUnreachableError, match="did not finish answering"):
-            rt.HAProxyRuntime(path, timeout=0.05).cli_level()
+            haproxy_client.HAProxyRuntime(path, timeout=0.05).cli_level()
     finally:
         server.close()
 
@@ -608,7 +634,7 @@ def test_a_trickling_socket_fails_at_the_command_deadline(hostile):
     timeout = 2.5
     start = time.monotonic()
     with pytest.raises(LBUnreachableError) as info:
-        rt.HAProxyRuntime(server.address, timeout=timeout).cli_level()
+        haproxy_client.HAProxyRuntime(server.address, timeout=timeout).cli_level()
     elapsed = time.monotonic() - start
     # Each byte arrives well within the timeout; only a deadline across all reads ends this.
     assert timeout - 0.1 <= elapsed < timeout + 1.0, elapsed
@@ -620,10 +646,10 @@ def test_a_trickling_socket_fails_at_the_command_deadline(hostile):
 def test_a_flooding_socket_fails_at_the_size_cap(hostile):
     server = hostile("flood")
     with pytest.raises(LBCommandError) as info:
-        rt.HAProxyRuntime(server.address, timeout=20).cli_level()
+        haproxy_client.HAProxyRuntime(server.address, timeout=20).cli_level()
     assert "sent more than 16 MiB in answer to 'show cli level'; stopped reading" in info.value.msg
     assert server.address in info.value.msg
-    assert rt.DEFAULT_MAX_RESPONSE == 16 * 1024 * 1024
+    assert haproxy_transport.DEFAULT_MAX_RESPONSE == 16 * 1024 * 1024
     # The client stopped reading soon after the cap (the kernel buffers a few MiB at most).
     server.stop.set()
     server.thread.join(15)
@@ -634,12 +660,12 @@ def test_answer_cap_counts_bytes_exactly(short_tmp):
     """An answer of exactly max_response bytes passes; one byte more fails."""
     path = os.path.join(short_tmp, "admin.sock")
     thread, _received = serve_once(path, "x" * 100)
-    assert rt.SocketTransport(path, timeout=5, max_response=100).exchange("show info") == "x" * 100
+    assert haproxy_transport.SocketTransport(path, timeout=5, max_response=100).exchange("show info") == "x" * 100
     thread.join(5)
     os.unlink(path)
     thread, _received = serve_once(path, "x" * 101)
     with pytest.raises(LBCommandError, match="sent more than 100 bytes"):
-        rt.SocketTransport(path, timeout=5, max_response=100).exchange("show info")
+        haproxy_transport.SocketTransport(path, timeout=5, max_response=100).exchange("show info")
     thread.join(5)
 
 
@@ -647,4 +673,4 @@ def test_answer_cap_counts_bytes_exactly(short_tmp):
 def test_a_port_in_non_ascii_digits_is_refused_cleanly(address):
     # str.isdigit() accepts superscripts and Arabic-Indic digits; int() then crashes or reads another number.
     with pytest.raises(ValidationError):
-        rt.parse_address(address)
+        haproxy_names.parse_address(address)

@@ -13,8 +13,8 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     ValidationError,
     WaitTimeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.haproxy import (
     CapacityError,
     HAProxyRotation,
     run_rotation,

@@ -18,19 +18,19 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.rotation import run_aws_rotation
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.rotation_providers import (
+    ClassicELBRotation,
+    ELBv2Rotation,
+    make_rotation,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     NotFoundError,
     RolloutError,
     ValidationError,
     WaitTimeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import CapacityError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation_aws import (
-    ClassicELBRotation,
-    ELBv2Rotation,
-    make_rotation,
-    run_aws_rotation,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.guard import CapacityError
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.moto_server import moto_server
 
 REGION = "us-east-1"

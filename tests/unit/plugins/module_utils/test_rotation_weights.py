@@ -12,9 +12,12 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     LBCommandError,
     ValidationError,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import RecordError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import HAProxyRotation, run_rotation
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.haproxy import (
+    HAProxyRotation,
+    run_rotation,
+)
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import (
     FakeClock,
     RecordingHAProxy,

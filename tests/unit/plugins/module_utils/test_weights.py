@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._weights import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.weights import (
     default_tolerance,
     plan_weights,
     refuse_distance,

@@ -8,8 +8,9 @@ Works on ansible-core 2.17 (no ansible.module_utils.testing) and 2.21 (patch_mod
 import pytest
 import yaml
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.doc_fragments import haproxy as haproxy_fragment
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import server as _haproxy
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.modules import haproxy_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run_module
@@ -30,7 +31,11 @@ def fakes(monkeypatch):
 
 
 def doc_options(module):
-    return yaml.safe_load(module.DOCUMENTATION)["options"]
+    """The options as ansible-doc renders them: the collection's fragment, each option's own keys merged over it."""
+    options = yaml.safe_load(haproxy_fragment.ModuleDocFragment.DOCUMENTATION)["options"]
+    for name, own in yaml.safe_load(module.DOCUMENTATION)["options"].items():
+        options[name] = dict(options.get(name, {}), **own)
+    return options
 
 
 def test_argument_spec_matches_documentation():

@@ -1,12 +1,12 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to the zerodowntime.rollout collection; not a public API, may change without notice.
-"""HAProxy operations used by the haproxy_server and haproxy_server_info modules (and the role).
+"""One server's admin state (and weight) on one or more HAProxy instances: preflight, change, wait, read back.
 
-``ensure_server_state`` sets one server's admin state (and optionally weight) on one or more
-HAProxy instances, all or nothing at preflight, then waits; ``gather_server_info`` reads.
-Both are plain functions: they take arguments, return a result dict and raise the collection's
-exceptions. Time and connections are injectable for unit tests.
+:func:`ensure_server_state` is where the haproxy_server module's names enter: it checks them once and hands a
+:class:`.names.Target` to :func:`apply_server_state`, which the rotation calls directly with its own target. The
+commands a result reports are the strings that were sent (in check mode, that would be sent). Time and
+connections are injectable for unit tests.
 """
 
 import time
@@ -17,19 +17,15 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     ValidationError,
     WaitTimeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import (
-    DEFAULT_SOCKET,
-    DEFAULT_SOCKET_TIMEOUT,
-    STATES,
-    HAProxyRuntime,
-    is_drained,
-    is_maint,
-    is_up,
-    validate_name,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import commands
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import make_runtime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import (
+    Target,
     validate_sockets,
     validate_state,
     validate_weight,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import is_drained, is_maint, is_up
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
 
 ON_TIMEOUT_CHOICES = ("fail", "shutdown_sessions")
@@ -47,24 +43,9 @@ SUMMARY_KEYS = (
 )
 DIFF_KEYS = ("status", "admin_state", "weight")
 
-# DEFAULT_SOCKET and STATES are imported for the modules (one import site for the module layer).
-__all__ = [
-    "DEFAULT_SOCKET",
-    "ON_TIMEOUT_CHOICES",
-    "STATES",
-    "ensure_server_state",
-    "gather_server_info",
-    "make_runtime",
-]
-
 _PREDICATES = {"ready": is_up, "drain": is_drained, "maint": is_maint}
 _STATE_WORDS = {"ready": "ready", "drain": "in drain", "maint": "in maint"}
 _WAIT_WORDS = {"ready": "to be steadily UP (or 'no check')", "drain": "to drain", "maint": "to be in MAINT"}
-
-
-def make_runtime(address, timeout=DEFAULT_SOCKET_TIMEOUT):
-    """Default connection factory: a runtime client over the real socket transport."""
-    return HAProxyRuntime(address, timeout=timeout)
 
 
 def _summary(server):
@@ -105,16 +86,7 @@ def _describe_state(servers, addresses):
     return "; ".join(parts)
 
 
-def _validate_common(sockets, backend=None, server=None):
-    addresses = validate_sockets(sockets)
-    if backend is not None:
-        validate_name(backend, "backend")
-    if server is not None:
-        validate_name(server, "server")
-    return addresses
-
-
-def _preflight(runtimes, backend, server, require_admin):
+def _preflight(runtimes, target, require_admin):
     """Read the server on every socket; collect every failure and raise once, before any change."""
     befores = []
     failures = []
@@ -122,7 +94,7 @@ def _preflight(runtimes, backend, server, require_admin):
         try:
             if require_admin:
                 runtime.require_admin()
-            befores.append(runtime.get_server(backend, server))
+            befores.append(runtime.read_server(target))
         except RolloutError as exc:
             failures.append((runtime.address, exc))
     if failures:
@@ -139,10 +111,26 @@ def _preflight(runtimes, backend, server, require_admin):
     return befores
 
 
-def ensure_server_state(
-    sockets,
-    backend,
-    server,
+def ensure_server_state(sockets, backend, server, state, weight=None, **options):
+    """Set ``backend/server`` to ``state`` (and ``weight``) on every socket, then optionally wait.
+
+    The names, the state and the weight are checked here, before anything is sent; then
+    :func:`apply_server_state` does the work (``options`` are its keyword arguments).
+
+    :returns: result dict (see the haproxy_server module's RETURN).
+    :raises RolloutError: ValidationError, NotFoundError, LBError subclasses, WaitTimeout.
+    """
+    addresses = validate_sockets(sockets)
+    target = Target(backend, server)
+    validate_state(state)
+    if weight is not None:
+        validate_weight(weight)
+    return apply_server_state(addresses, target, state, weight=weight, **options)
+
+
+def apply_server_state(
+    addresses,
+    target,
     state,
     weight=None,
     wait=True,
@@ -158,19 +146,13 @@ def ensure_server_state(
     max_interval=None,
     jitter=0.0,
 ):
-    """Set ``backend/server`` to ``state`` (and ``weight``) on every socket, then optionally wait.
+    """Set the checked server ``target`` to ``state`` (and ``weight``) on every parsed socket address.
 
-    Order: validate everything -> read the server on every socket (refuse if any socket fails)
+    Order: check the wait options -> read the server on every socket (refuse if any socket fails)
     -> change only where admin state or weight differ -> wait -> read again.
 
-    :param connect: ``callable(address) -> HAProxyRuntime``; default :func:`make_runtime`.
-    :returns: result dict (see the haproxy_server module's RETURN).
-    :raises RolloutError: ValidationError, NotFoundError, LBError subclasses, WaitTimeout.
+    :param connect: ``callable(address) -> HAProxyRuntime``; default :func:`.client.make_runtime`.
     """
-    addresses = _validate_common(sockets, backend, server)
-    validate_state(state)
-    if weight is not None:
-        validate_weight(weight)
     if on_timeout not in ON_TIMEOUT_CHOICES:
         raise ValidationError("Invalid on_timeout %r: use one of %s." % (on_timeout, ", ".join(ON_TIMEOUT_CHOICES)))
     if timeout is None or timeout < 0:
@@ -180,34 +162,29 @@ def ensure_server_state(
 
     connect = connect or make_runtime
     runtimes = [connect(address.text) for address in addresses]
-    name = "%s/%s" % (backend, server)
+    name = str(target)
 
-    befores = _preflight(runtimes, backend, server, require_admin=True)
+    befores = _preflight(runtimes, target, require_admin=True)
 
-    # Plan: only what differs. Weight first, so a server coming back takes traffic at its new weight.
+    # Plan: only what differs, each command written once (sent as it is reported). Weight first, so a server
+    # coming back takes traffic at its new weight.
     plans = []
     for before in befores:
         plan = []
         if weight is not None and before.get("weight") != weight:
-            plan.append(("weight", weight))
+            plan.append(commands.set_weight(target, weight))
         if before["admin_state"] != state:
-            plan.append(("state", state))
+            plan.append(commands.set_state(target, state))
         plans.append(plan)
     changed = any(plans)
 
     entries = []
     for runtime, before, plan in zip(runtimes, befores, plans):
-        commands = []
-        for kind, value in plan:
-            if kind == "weight":
-                commands.append("set server %s weight %d" % (name, value))
-            else:
-                commands.append("set server %s state %s" % (name, value))
         entries.append(
             {
                 "socket": runtime.address,
                 "changed": bool(plan),
-                "commands": commands,
+                "commands": list(plan),
                 "before": _summary(before),
                 "after": None,
                 "sessions_shutdown": 0,
@@ -216,8 +193,8 @@ def ensure_server_state(
 
     result = {
         "changed": changed,
-        "backend": backend,
-        "server": server,
+        "backend": target.backend,
+        "server": target.server,
         "state": state,
         "weight": weight,
         "sockets": entries,
@@ -252,11 +229,8 @@ def ensure_server_state(
     applied = []
     for runtime, plan in zip(runtimes, plans):
         try:
-            for kind, value in plan:
-                if kind == "weight":
-                    runtime.set_server_weight(backend, server, value)
-                else:
-                    runtime.set_server_state(backend, server, value)
+            for command in plan:
+                runtime.run(command)
         except RolloutError as exc:
             done = ", ".join(applied) or "none"
             raise type(exc)(
@@ -279,7 +253,7 @@ def ensure_server_state(
             servers = [None] * len(runtimes)
             last["servers"] = servers
             for index, runtime in enumerate(runtimes):
-                servers[index] = runtime.server_stat(backend, server)
+                servers[index] = runtime.stat_server(target)
             return servers
 
         try:
@@ -328,16 +302,16 @@ def ensure_server_state(
                 )
                 raise error from None
             # on_timeout == shutdown_sessions: cut what remains, where it remains.
+            shutdown = commands.shutdown_sessions(target)
             for runtime, entry, observed in zip(runtimes, entries, exc.last_state):
                 if observed is not None and not is_drained(observed):
-                    runtime.shutdown_sessions(backend, server)
+                    entry["commands"].append(runtime.run(shutdown))
                     entry["sessions_shutdown"] = observed["sessions"]
-                    entry["commands"].append("shutdown sessions server %s" % name)
             result["sessions_shutdown"] = sum(e["sessions_shutdown"] for e in entries)
 
     # Read the final state everywhere.
     for runtime, entry in zip(runtimes, entries):
-        after = runtime.get_server(backend, server)
+        after = runtime.read_server(target)
         entry["after"] = _summary(after)
         if after["admin_state"] != state:
             raise RolloutError(
@@ -384,35 +358,3 @@ def _message(result, name, state):
                 "" if result["polls"] == 1 else "s",
             )
     return msg
-
-
-def gather_server_info(sockets, backend=None, connect=None):
-    """Read every server of ``backend`` (or of all backends) on every socket.
-
-    :returns: ``{"sockets": [{"socket": str, "cli_level": str|None, "backends": {name: {"totals": {...},
-        "servers": {name: {...}}}}}]}``
-    """
-    addresses = _validate_common(sockets, backend)
-    connect = connect or make_runtime
-    result = []
-    unreachable = []
-    for address in addresses:
-        # Every socket is tried, so that one answer names every HAProxy that is down, not just the first.
-        try:
-            runtime = connect(address.text)
-            level = runtime.cli_level()
-            backends = runtime.get_backends(backend)
-        except LBUnreachableError as exc:
-            unreachable.append((address.text, exc.msg))
-            continue
-        result.append({"socket": address.text, "cli_level": level, "backends": backends})
-    if unreachable:
-        failed = [{"socket": text, "msg": msg} for text, msg in unreachable]
-        if len(unreachable) == 1:
-            raise LBUnreachableError(unreachable[0][1], socket=unreachable[0][0], failed_sockets=failed)
-        raise LBUnreachableError(
-            "%d of %d HAProxy runtime sockets did not answer. %s"
-            % (len(unreachable), len(addresses), " ".join(msg for _text, msg in unreachable)),
-            failed_sockets=failed,
-        )
-    return {"sockets": result}

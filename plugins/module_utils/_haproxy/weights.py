@@ -14,7 +14,7 @@ smallest whole factor that gets within the tolerance (their proportions stay exa
 import math
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import MAX_WEIGHT
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import MAX_WEIGHT
 
 __all__ = ["default_tolerance", "plan_weights", "refuse_distance", "validate_share"]
 
