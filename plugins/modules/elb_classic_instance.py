@@ -53,28 +53,19 @@ options:
         least its connection-draining timeout plus 60 seconds; RV(timeout_extended) reports it.
     type: int
     default: 300
-  poll_interval:
-    description:
-      - Seconds before the second poll. Later polls are 1.5 times further apart each, with up to 10% jitter, and
-        at most 15 seconds apart (or O(poll_interval) if that is larger).
-    type: float
-    default: 2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.aws_lb
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
-    support: full
     details:
       - Reads the load balancers and reports what would change; registers and deregisters nothing and does not wait.
   diff_mode:
-    support: full
     details:
       - Shows, per load balancer, whether the instance is registered and its state, before and after.
-  platform:
-    platforms: posix
 notes:
   - The module is in this collection's C(aws) action group, which extends C(amazon.aws.aws). Set the region,
     endpoint and credentials once for it and for amazon.aws's modules with C(module_defaults) on
@@ -211,12 +202,13 @@ diff:
   type: dict
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import POLL_INTERVAL, run_module  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import (  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elb_classic import (  # noqa: E402
     DEFAULT_TIMEOUT,
-    STATES,
     ClassicELBInstance,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.module_main import (  # noqa: E402
+    membership_spec,
+    run_module,
 )
 
 
@@ -224,17 +216,12 @@ def argument_spec():
     return {
         "instance_id": {"type": "str", "required": True},
         "load_balancers": {"type": "list", "elements": "str"},
-        "state": {"type": "str", "required": True, "choices": list(STATES)},
-        "wait": {"type": "bool", "default": True},
-        "timeout": {"type": "int", "default": DEFAULT_TIMEOUT},
-        "poll_interval": {"type": "float", "default": POLL_INTERVAL},
+        **membership_spec(default_timeout=DEFAULT_TIMEOUT),
     }
 
 
 def main():
-    spec = argument_spec()
-    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, "elb", ClassicELBInstance, {name: module.params[name] for name in spec})
+    run_module("elb", ClassicELBInstance, argument_spec())
 
 
 if __name__ == "__main__":

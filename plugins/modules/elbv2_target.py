@@ -67,28 +67,19 @@ options:
       - Default for V(deregistered) is the longest C(deregistration_delay.timeout_seconds) of the target groups,
         plus 60. A shorter explicit timeout is used as given, with a warning.
     type: int
-  poll_interval:
-    description:
-      - Seconds before the second poll. Later polls are 1.5 times further apart each, with up to 10% jitter, and
-        at most 15 seconds apart (or O(poll_interval) if that is larger).
-    type: float
-    default: 2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.aws_lb
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
-    support: full
     details:
       - Reads the target groups and reports what would change; registers and deregisters nothing and does not wait.
   diff_mode:
-    support: full
     details:
       - Shows the target's health state per target group and port, before and after.
-  platform:
-    platforms: posix
 notes:
   - The module is in this collection's C(aws) action group, which extends C(amazon.aws.aws). Set the region,
     endpoint and credentials once for it and for amazon.aws's modules with C(module_defaults) on
@@ -275,9 +266,11 @@ diff:
   type: dict
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import POLL_INTERVAL, run_module  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elbv2 import STATES, ELBv2Targets  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elbv2 import ELBv2Targets  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.module_main import (  # noqa: E402
+    membership_spec,
+    run_module,
+)
 
 
 def argument_spec():
@@ -285,17 +278,12 @@ def argument_spec():
         "target_id": {"type": "str", "required": True},
         "port": {"type": "int"},
         "target_groups": {"type": "list", "elements": "str"},
-        "state": {"type": "str", "required": True, "choices": list(STATES)},
-        "wait": {"type": "bool", "default": True},
-        "timeout": {"type": "int"},
-        "poll_interval": {"type": "float", "default": POLL_INTERVAL},
+        **membership_spec(),
     }
 
 
 def main():
-    spec = argument_spec()
-    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, "elbv2", ELBv2Targets, {name: module.params[name] for name in spec})
+    run_module("elbv2", ELBv2Targets, argument_spec())
 
 
 if __name__ == "__main__":

@@ -46,119 +46,11 @@ description:
     until it is C(healthy) (C(InService)) everywhere and removes the record. The AWS calls, waits (polls backing off
     from O(poll_interval) up to 15 seconds, with jitter) and messages are those of M(zerodowntime.rollout.elbv2_target)
     and M(zerodowntime.rollout.elb_classic_instance)."
-options:
-  provider:
-    description:
-      - The kind of load balancer. V(haproxy) drives HAProxy's Runtime API on this host (O(sockets), O(backend),
-        O(server)). V(elbv2) drives ELBv2 (ALB/NLB) target groups and V(elb_classic) Classic ELBs, through the AWS API
-        (O(target_id), the AWS connection options; boto3 is needed on the host that runs the module).
-      - The options of the other providers are ignored, so that one C(module_defaults) block can serve every call.
-    type: str
-    default: haproxy
-    choices: [haproxy, elbv2, elb_classic]
-  state:
-    description:
-      - V(out) drains the server and waits, V(in) enables it and waits until UP, V(read) only reads.
-      - V(weighted) gives O(batch) O(share) percent of the backend's traffic, V(unweighted) puts the recorded weights
-        back (HAProxy only).
-    type: str
-    required: true
-    choices: [out, in, read, weighted, unweighted]
-  backend:
-    description: HAProxy backend that holds the server. Required with O(provider=haproxy).
-    type: str
-  server:
-    description: Server name inside O(backend). Required with O(provider=haproxy).
-    type: str
-  sockets:
-    description:
-      - HAProxy Runtime API sockets on this host, one per HAProxy instance, all changed together.
-      - An absolute unix socket path, or V(tcp://HOST:PORT). Each must be an admin-level socket.
-    type: list
-    elements: str
-    default: [/run/haproxy/admin.sock]
-  batch:
-    description:
-      - Servers of O(backend) taken out together with O(server) (the rollout batch), or with the AWS providers the
-        target ids taken out together with O(target_id) (every port of each). The capacity guard counts them all as
-        out of rotation. Defaults to O(server) (O(target_id)) alone.
-    type: list
-    elements: str
-  share:
-    description:
-      - With O(state=weighted), the percentage of the backend's traffic that the servers of O(batch) (default
-        O(server)) take together, more than 0 and less than 100. Required with O(state=weighted).
-    type: float
-  min_healthy:
-    description:
-      - With O(state=out), how many servers of the backend must stay in rotation on every socket once the batch is
-        out, as a count (V(2)) or a percentage of the backend's servers (V(50%), rounded up). V(0) turns the guard
-        off.
-      - With the AWS providers, the same for every target group (Classic ELB) read, counting the registrations AWS
-        reports C(healthy) (the instances C(InService)) that are not in the batch.
-    type: str
-    default: "0"
-  timeout:
-    description:
-      - Seconds to wait for the drain (O(state=out)) or for UP (O(state=in)). Defaults to 300 and 120 with HAProxy.
-      - With O(provider=elbv2), O(state=out) defaults to the longest deregistration delay of the target groups plus
-        60; with O(provider=elb_classic) to 300, raised to the connection-draining timeout plus 60. O(state=in)
-        defaults to 300 with both.
-    type: float
-  on_timeout:
-    description:
-      - With O(state=out), what to do when sessions remain at the deadline. V(fail) leaves them alone and fails,
-        V(shutdown_sessions) cuts them and succeeds. HAProxy only (an AWS drain that times out fails).
-    type: str
-    default: fail
-    choices: [fail, shutdown_sessions]
-  poll_interval:
-    description:
-      - Seconds between two reads of the server's state while waiting. Defaults to 0.25 with HAProxy.
-      - With the AWS providers, seconds before the second read; later reads are 1.5 times further apart each, with up
-        to 10% jitter, and at most 15 seconds apart. Defaults to 2.
-    type: float
-  state_dir:
-    description:
-      - Directory for the resume records, on the host that runs this module. Created with mode 0700. It and its
-        C(rotation/) subdirectory must belong to the user running the module and not be writable by others; a
-        symlink is refused.
-      - With the AWS providers a record is named after the provider, the AWS region and endpoint, and O(target_id).
-    type: path
-    default: /var/lib/zerodowntime-rollout
-  run_id:
-    description: Recorded in the resume record, to name the run that took the server out.
-    type: str
-  version:
-    description: Recorded in the resume record, the release being rolled out.
-    type: str
-  target_id:
-    description:
-      - With the AWS providers, the target. An EC2 instance id; with O(provider=elbv2) also an IP address (C(ip)
-        target groups) or an Application Load Balancer ARN (C(alb) target groups). Required with them.
-    type: str
-  target_groups:
-    description:
-      - With O(provider=elbv2), target group names or ARNs. When omitted, every target group in which the target is
-        registered (or draining) is found.
-      - O(state=in) registers back where the resume record says; only without a record does it register in these
-        groups (or, when omitted, waits where the target is registered).
-    type: list
-    elements: str
-  port:
-    description:
-      - With O(provider=elbv2), the target's port. When omitted, the target is matched on every port it is registered
-        on in each group.
-    type: int
-  load_balancers:
-    description:
-      - With O(provider=elb_classic), Classic ELB names. When omitted, every Classic ELB that lists the instance is
-        found.
-      - O(state=in) registers back where the resume record says; only without a record does it register on these.
-    type: list
-    elements: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.rotation
+  - zerodowntime.rollout.rotation.haproxy_options
+  - zerodowntime.rollout.rotation.aws_options
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -391,9 +283,11 @@ sockets:
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import (  # noqa: E402
+    run_module as end_module,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import DEFAULT_STATE_DIR  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import run_rotation  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.haproxy import run_rotation  # noqa: E402
 
 PROVIDERS = ("haproxy", "elbv2", "elb_classic")
 REQUIRED_IF = [
@@ -459,42 +353,25 @@ def run_module(params, check_mode=False, diff=False):
 def _main_aws(check_boto3):
     """Every provider through amazon.aws's module class (its connection options, client and AWS failures)."""
     from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-    from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation_aws import (
-        make_rotation,
-        run_aws_rotation,
-    )
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.module_main import end_module as end_aws
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.rotation import run_aws_rotation
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.rotation_providers import make_rotation
 
     module = AnsibleAWSModule(supports_check_mode=True, check_boto3=check_boto3, **module_spec())
     params = module.params
     if params["provider"] == "haproxy":
-        try:
-            result = run_module(params, module.check_mode, module._diff)
-        except RolloutError as exc:
-            module.fail_json(msg=exc.msg, **exc.details)
-        module.exit_json(**result)
-    import botocore.exceptions
+        _main_haproxy(module)
+        return
+    end_aws(
+        module,
+        "elbv2" if params["provider"] == "elbv2" else "elb",
+        lambda client: make_rotation(params["provider"], client, params, aws_retry=True),
+        lambda member: run_aws_rotation(member, params["state"], params, module.check_mode, module._diff),
+    )
 
-    service = "elbv2" if params["provider"] == "elbv2" else "elb"
-    member = None
-    try:
-        client = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
-        member = make_rotation(params["provider"], client, params, aws_retry=True)
-        result = run_aws_rotation(member, params["state"], params, module.check_mode, module._diff)
-    except RolloutError as exc:
-        details = dict(exc.details)
-        if member is not None:
-            details.setdefault("api_calls", member.lb.aws.api_calls)
-        module.fail_json(msg=exc.msg, **details)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        module.fail_json_aws(
-            exc,
-            msg="Failed to %s" % (member.action if member and member.action else "reach the AWS API"),
-            **(member.partial_result() if member else {}),
-        )
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+
+def _main_haproxy(module):
+    end_module(module, lambda params: run_module(params, module.check_mode, module._diff))
 
 
 def main():
@@ -502,12 +379,7 @@ def main():
     if raw is None or not plain_haproxy(raw):
         _main_aws(check_boto3=(raw or {}).get("provider") in ("elbv2", "elb_classic"))
         return
-    module = AnsibleModule(supports_check_mode=True, **module_spec())
-    try:
-        result = run_module(module.params, module.check_mode, module._diff)
-    except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    _main_haproxy(AnsibleModule(supports_check_mode=True, **module_spec()))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws_capacity import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.capacity import (
     back_in_rotation,
     classic_rows,
     elbv2_rows,

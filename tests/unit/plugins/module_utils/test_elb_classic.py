@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """ClassicELBInstance against a botocore Stubber (the sequences moto cannot produce) and a fake clock."""
 
+import collections
+
 import boto3
 import pytest
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import ClassicELBInstance
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elb_classic import ClassicELBInstance
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
     NotFoundError,
     ValidationError,
@@ -41,6 +43,9 @@ class Harness:
     def __init__(self, rand=0.0):
         client = boto3.client("elb", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="t")
         self.stub = Stubber(client)
+        # Every request that reaches the client, by operation name (each retry of the backoff too).
+        self.requests = collections.Counter()
+        client.meta.events.register_first("before-call.*.*", lambda model, **_kw: self.requests.update([model.name]))
         self.stub.activate()
         self.clock = FakeClock()
         wrapped = RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff(retries=4, delay=0))
@@ -200,7 +205,7 @@ def test_throttling_is_retried_and_counted():
     h.done()
     assert result["changed"] is False
     assert result["api_calls"] == 4
-    assert h.elb.aws.calls("DescribeInstanceHealth") == 3
+    assert h.requests["DescribeInstanceHealth"] == 3
 
 
 def test_discovery_reads_every_page():

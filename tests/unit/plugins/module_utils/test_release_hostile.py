@@ -18,8 +18,10 @@ import tempfile
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import ClassicELBInstance
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elbv2 import _check_target_type
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elb_classic import ClassicELBInstance
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elbv2_health import (
+    check_target_type as _check_target_type,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_errors import LayoutError

@@ -14,12 +14,12 @@ import time
 
 import boto3
 import pytest
-import yaml
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.zerodowntime.rollout.plugins.modules import elb_classic_instance, elbv2_target
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_docs import documented_options
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run
 
 ARN_WEB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-web/0123456789abcdef"
@@ -140,7 +140,7 @@ def lbs(*names, instances=(TARGET,)):
 @pytest.mark.parametrize("module", [elbv2_target, elb_classic_instance])
 def test_argument_spec_matches_documentation(module):
     spec = module.argument_spec()
-    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    options = documented_options(module)
     assert sorted(spec) == sorted(options)
     for name, opt in options.items():
         arg = spec[name]

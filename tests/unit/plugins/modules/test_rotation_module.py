@@ -15,10 +15,12 @@ from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy, _rotation
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import server as _haproxy
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import haproxy as _rotation
 from ansible_collections.zerodowntime.rollout.plugins.modules import rotation
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_docs import documented_options
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run
 
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-web/0123456789abcdef"
@@ -67,7 +69,7 @@ def haproxy_args(tmp_path, **extra):
 def test_options_match_the_documentation_without_the_amazon_aws_fragments():
     spec = rotation.argument_spec()
     doc = yaml.safe_load(rotation.DOCUMENTATION)
-    options = doc["options"]
+    options = documented_options(rotation)
     assert sorted(spec) == sorted(options)
     for name, opt in options.items():
         arg = spec[name]

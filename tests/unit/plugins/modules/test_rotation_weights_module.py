@@ -5,8 +5,9 @@ recording them, unweighted puts them back; the AWS providers refuse both."""
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy, _rotation
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import server as _haproxy
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import haproxy as _rotation
 from ansible_collections.zerodowntime.rollout.plugins.modules import rotation
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run

@@ -16,13 +16,14 @@ until it is ``InService`` (registered) or no longer in service (deregistered) ev
 import re
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import (
-    DRAIN_MARGIN,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.caller import (
     POLL_INTERVAL,
-    STATES,
-    LoadBalancerMembership,
     dedupe,
     describe_each,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.membership import (
+    DRAIN_MARGIN,
+    LoadBalancerMembership,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import NotFoundError, ValidationError
 
@@ -32,8 +33,6 @@ ABSENT = "absent"
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")  # fullmatch: "$" accepts a final newline
 _DESCRIBE_BATCH = 20
 _NOT_FOUND_CODES = ("LoadBalancerNotFound", "AccessPointNotFound")
-
-__all__ = ["ABSENT", "DEFAULT_TIMEOUT", "STATES", "ClassicELBInstance"]
 
 
 def _health(state=None, reason=None, description=None):
@@ -166,28 +165,20 @@ class ClassicELBInstance(LoadBalancerMembership):
 
     # ------------------------------------------------------------------ the task
 
-    def ensure(
-        self,
-        instance_id,
-        state,
-        load_balancers=None,
-        wait=True,
-        timeout=DEFAULT_TIMEOUT,
-        poll_interval=POLL_INTERVAL,
-        check_mode=False,
-        diff=False,
-    ):
+    def ensure(self, instance_id, state, load_balancers=None, wait=True, timeout=DEFAULT_TIMEOUT, **run):
         """Put ``instance_id`` in ``state`` on ``load_balancers`` (or every ELB that lists it), then optionally wait.
+
+        ``run``: ``poll_interval`` (default 2 s), ``check_mode`` and ``diff``.
 
         :returns: result dict (see the elb_classic_instance module's RETURN).
         :raises RolloutError: ValidationError, NotFoundError, WaitTimeout.
         """
         start = self.clock()
-        self.validate(instance_id, state, load_balancers, timeout, poll_interval)
+        self.validate(instance_id, state, load_balancers, timeout, run.get("poll_interval", POLL_INTERVAL))
         self.entries = self.plan(self.locate(instance_id, state, load_balancers), instance_id, state)
-        return self.execute(instance_id, state, start, wait, timeout, poll_interval, check_mode, diff)
+        return self.execute(instance_id, state, start, wait, timeout, **run)
 
-    # The phases of ``ensure``, also used by the rotation layer (``_rotation_aws``), which reads once, checks the
+    # The phases of ``ensure``, also used by the rotation layer (:mod:`.rotation`), which reads once, checks the
     # capacity guard and writes its resume record between ``plan`` and ``execute``.
 
     def validate(self, instance_id, state, load_balancers=None, timeout=DEFAULT_TIMEOUT, poll_interval=POLL_INTERVAL):
@@ -227,18 +218,9 @@ class ClassicELBInstance(LoadBalancerMembership):
             )
         return entries
 
-    def execute(
-        self,
-        instance_id,
-        state,
-        start,
-        wait=True,
-        timeout=DEFAULT_TIMEOUT,
-        poll_interval=POLL_INTERVAL,
-        check_mode=False,
-        diff=False,
-    ):
-        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``."""
+    def execute(self, instance_id, state, start, wait=True, timeout=DEFAULT_TIMEOUT, **run):
+        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``, ``run``
+        as in :meth:`ensure`."""
         entries = self.entries
         result = {
             "changed": any(e["changed"] for e in entries),
@@ -269,7 +251,7 @@ class ClassicELBInstance(LoadBalancerMembership):
                         % (timeout, needed, longest)
                     )
 
-        return self._run(result, start, wait, poll_interval, check_mode, diff)
+        return self._run(result, start, wait, **run)
 
     def _apply(self, member, state):
         """Register or deregister the instance (``member``) on each load balancer whose entry says ``changed``."""

@@ -1,11 +1,8 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to the zerodowntime.rollout collection; not a public API, may change without notice.
-"""One target's place in the AWS load balancers' rotation: read, take out, put back (as :mod:`._rotation` does
-for HAProxy, with the same interface and results).
-
-* :class:`ELBv2Rotation`: one target (instance id, IP address or ALB ARN) in ELBv2 target groups.
-* :class:`ClassicELBRotation`: one EC2 instance in Classic ELBs.
+"""One target's place in the AWS load balancers' rotation: read, take out, put back (as :mod:`.._rotation` does
+for HAProxy, with the same interface and results). The providers are in :mod:`.rotation_providers`.
 
 Each operation is one call:
 
@@ -18,8 +15,8 @@ Each operation is one call:
 - ``put_back`` registers the target back exactly where the resume record says (else in the given target groups or
   ELBs, else where it still is), waits until it is ``healthy`` / ``InService`` everywhere, and removes the record.
 
-The AWS calls, waits and messages are those of :class:`._elbv2.ELBv2Targets` and
-:class:`._elb_classic.ClassicELBInstance` (the elbv2_target and elb_classic_instance modules), driven through their
+The AWS calls, waits and messages are those of :class:`.elbv2.ELBv2Targets` and
+:class:`.elb_classic.ClassicELBInstance` (the elbv2_target and elb_classic_instance modules), driven through their
 ``validate`` / ``locate`` / ``plan`` / ``execute`` phases. botocore errors propagate unchanged; ``partial_result()``
 tells what was done before one.
 
@@ -30,30 +27,22 @@ run that drives the same target through the same AWS endpoint from the same ``st
 import re
 import time
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import POLL_INTERVAL, dedupe
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws_capacity import (
-    classic_rows,
-    elbv2_rows,
-    evaluate_targets,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.caller import POLL_INTERVAL, dedupe
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.capacity import evaluate_targets
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elbv2 import DEFAULT_REGISTER_TIMEOUT
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._capacity import parse_min_healthy
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import (
-    DEFAULT_TIMEOUT as CLASSIC_DEFAULT_TIMEOUT,
-)
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elb_classic import ClassicELBInstance
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._elbv2 import (
-    ABSENT,
-    DEFAULT_REGISTER_TIMEOUT,
-    ELBv2Targets,
-)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import RecordStore, record_key
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation import CapacityError, _no_guard
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.guard import CapacityError, _no_guard
 
-AWS_PROVIDERS = ("elbv2", "elb_classic")
 # Register-back wait, seconds (both providers), when no timeout is given.
 PUT_BACK_TIMEOUT = DEFAULT_REGISTER_TIMEOUT
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
+# The options of each operation that changes something, with their defaults (see run_aws_rotation).
+_OPTIONS = {
+    "out": {"batch": None, "min_healthy": 0, "timeout": None, "run_id": None, "version": None},
+    "in": {"timeout": None},
+}
 
 
 def _client_identity(client):
@@ -62,12 +51,19 @@ def _client_identity(client):
     return getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None)
 
 
-class _AWSRotation:
-    """What both providers share: the record, the step timing, the failure details."""
+class AWSRotation:
+    """What both providers share: the record, the step timing, the failure details, the three operations.
+
+    A provider sets ``provider``, ``MANAGER`` (the helper class of its load balancers), ``PLACES`` (its load balancers
+    in messages), ``TIMEOUTS`` (per state, the wait when no timeout is given; None leaves it to the helper) and, in
+    ``__init__``, ``lb_options`` (the helper's arguments beside the target and its load balancers), then implements
+    the hooks at the end of this class.
+    """
 
     provider = None
     MANAGER = None
-    PLACES = None  # "target group" / "Classic ELB", in messages
+    PLACES = None
+    TIMEOUTS = {}
 
     def __init__(
         self,
@@ -99,6 +95,7 @@ class _AWSRotation:
             _UNSAFE.sub("_", target_id)[:80],
         )
         self.record_path = self.records.path(self.key)
+        self.lb_options = {}
         self._step = None
         self._start = None
 
@@ -106,6 +103,11 @@ class _AWSRotation:
     def action(self):
         """What the last AWS call was for (error messages)."""
         return self.lb.action
+
+    @property
+    def aws(self):
+        """The helper's :class:`.caller.AWSCaller` (its ``api_calls``)."""
+        return self.lb.aws
 
     def partial_result(self):
         """After a botocore error: what was done before it, the step's time and where the record is."""
@@ -179,7 +181,7 @@ class _AWSRotation:
             "record": record,
             "record_path": self.record_path,
             "api_calls": self.lb.aws.api_calls,
-            "msg": self._read_message(entries, places, record),
+            "msg": self._read_message(places, record),
         }
 
     def take_out(
@@ -292,11 +294,48 @@ class _AWSRotation:
         given = self._given()
         return " of %s" % ", ".join(given) if given else ""
 
+    def _validate(self, state, timeout, poll_interval):
+        if timeout is None:
+            timeout = self.TIMEOUTS[state]
+        self.lb.validate(
+            self.target_id, state, self._given(), timeout=timeout, poll_interval=poll_interval, **self.lb_options
+        )
+
+    def _in_rotation(self, health):
+        return self.lb.DONE["registered"](health)
+
+    def _entries_in_given(self):
+        found = self.lb.locate(self.target_id, "registered", self._given())
+        return self.lb.plan(found, self.target_id, "registered", **self.lb_options)
+
+    def _execute(self, state, start, timeout, poll_interval, check_mode, diff):
+        return self.lb.execute(
+            self.target_id,
+            state,
+            start,
+            wait=True,
+            timeout=self.TIMEOUTS[state] if timeout is None else timeout,
+            poll_interval=poll_interval,
+            check_mode=check_mode,
+            diff=diff,
+            **self.lb_options,
+        )
+
+    def _read_message(self, places, record):
+        if places:
+            text = "%s %s %s." % (
+                self.target_id,
+                self.lb.PREPOSITION,
+                ", ".join("%s %s" % (self.lb._label(e), e["before"]["state"]) for e in places),
+            )
+        else:
+            text = "%s is not registered %s%s." % (self.target_id, self.lb.NOWHERE, self._among())
+        if record:
+            text += " Taken out by an earlier rollout (resume record %s)." % self.record_path
+        return text
+
     # -- per provider -----------------------------------------------------------------------------
 
-    def _validate(self, state, timeout, poll_interval):
-        raise NotImplementedError
-
     def _given(self):
         raise NotImplementedError
 
@@ -304,9 +343,6 @@ class _AWSRotation:
         raise NotImplementedError
 
     def _places(self, entries):
-        raise NotImplementedError
-
-    def _in_rotation(self, health):
         raise NotImplementedError
 
     def _rows(self, entries):
@@ -325,269 +361,18 @@ class _AWSRotation:
     def _entries_from_record(self, recorded):
         raise NotImplementedError
 
-    def _entries_in_given(self):
-        raise NotImplementedError
-
     def _replan_registered(self, entries):
         raise NotImplementedError
-
-    def _execute(self, state, start, timeout, poll_interval, check_mode, diff):
-        raise NotImplementedError
-
-    def _read_message(self, entries, places, record):
-        raise NotImplementedError
-
-
-class ELBv2Rotation(_AWSRotation):
-    """One target in ELBv2 target groups (``target_groups``: names or ARNs; None discovers every group it is in).
-
-    ``port``: the target's port; None keeps the port it is registered on in each group."""
-
-    provider = "elbv2"
-    MANAGER = ELBv2Targets
-    PLACES = "target group"
-
-    def __init__(self, client, target_id, state_dir, target_groups=None, port=None, **kwargs):
-        super().__init__(client, target_id, state_dir, **kwargs)
-        self.target_groups = list(target_groups) if target_groups is not None else None
-        self.port = port
-        # Arguments the calls share, checked before the first one.
-        self.lb.validate(target_id, "deregistered", self.target_groups, port)
-
-    def _validate(self, state, timeout, poll_interval):
-        self.lb.validate(self.target_id, state, self.target_groups, self.port, timeout, poll_interval)
-
-    def _given(self):
-        return self.target_groups
-
-    def _read_entries(self):
-        found = self.lb.locate(self.target_id, "deregistered", self.target_groups)
-        return self.lb.plan(found, self.target_id, "deregistered", self.port)
-
-    def _places(self, entries):
-        return [e for e in entries if e["before"]["state"] != ABSENT]
-
-    def _in_rotation(self, health):
-        return health.get("state") == "healthy"
-
-    def _rows(self, entries):
-        groups = dedupe(((e["target_group_arn"], e["target_group_name"]) for e in entries), key=lambda g: g[0])
-        return elbv2_rows([(name, self.lb.members.get(arn, [])) for arn, name in groups])
-
-    def _place_keys(self, places):
-        return [
-            {"target_group_arn": e["target_group_arn"], "target_group_name": e["target_group_name"], "port": e["port"]}
-            for e in places
-        ]
-
-    @staticmethod
-    def _place_id(place):
-        return (place["target_group_arn"], place["port"])
-
-    def _clean_recorded(self, places):
-        out = []
-        for place in places:
-            if not isinstance(place, dict) or not str(place.get("target_group_arn", "")).startswith("arn:"):
-                return None
-            port = place.get("port")
-            if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
-                return None
-            out.append(
-                {
-                    "target_group_arn": place["target_group_arn"],
-                    "target_group_name": place.get("target_group_name"),
-                    "port": port,
-                }
-            )
-        return out
-
-    def _entries_from_record(self, recorded):
-        """Read the recorded groups (by ARN) once each and plan one entry per recorded group and port."""
-        arns = dedupe(p["target_group_arn"] for p in recorded)
-        groups = {g["arn"]: g for g in self.lb.describe_groups(arns)}
-        descriptions = {arn: self.lb.target_descriptions(groups[arn], self.target_id) for arn in arns}
-        entries = []
-        for place in recorded:
-            arn = place["target_group_arn"]
-            entries.extend(
-                self.lb.plan([(groups[arn], descriptions[arn])], self.target_id, "registered", place["port"])
-            )
-        return entries
-
-    def _entries_in_given(self):
-        found = self.lb.locate(self.target_id, "registered", self.target_groups)
-        return self.lb.plan(found, self.target_id, "registered", self.port)
-
-    def _replan_registered(self, entries):
-        for entry in entries:
-            entry["changed"] = entry["before"]["state"] == "draining"
-        return entries
-
-    def _execute(self, state, start, timeout, poll_interval, check_mode, diff):
-        if timeout is None and state == "registered":
-            timeout = PUT_BACK_TIMEOUT
-        return self.lb.execute(
-            self.target_id,
-            state,
-            start,
-            port=self.port,
-            wait=True,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            check_mode=check_mode,
-            diff=diff,
-        )
-
-    def _read_message(self, entries, places, record):
-        if places:
-            text = "%s in %s." % (
-                self.target_id,
-                ", ".join("%s:%s %s" % (e["target_group_name"], e["port"], e["before"]["state"]) for e in places),
-            )
-        else:
-            text = "%s is not registered in any target group%s." % (self.target_id, self._among())
-        if record:
-            text += " Taken out by an earlier rollout (resume record %s)." % self.record_path
-        return text
-
-
-class ClassicELBRotation(_AWSRotation):
-    """One EC2 instance in Classic ELBs (``load_balancers``: names; None discovers every ELB that lists it)."""
-
-    provider = "elb_classic"
-    MANAGER = ClassicELBInstance
-    PLACES = "Classic ELB"
-
-    def __init__(self, client, target_id, state_dir, load_balancers=None, **kwargs):
-        super().__init__(client, target_id, state_dir, **kwargs)
-        self.load_balancers = list(load_balancers) if load_balancers is not None else None
-        self.lb.validate(target_id, "deregistered", self.load_balancers)
-
-    def _validate(self, state, timeout, poll_interval):
-        self.lb.validate(
-            self.target_id,
-            state,
-            self.load_balancers,
-            CLASSIC_DEFAULT_TIMEOUT if timeout is None else timeout,
-            poll_interval,
-        )
-
-    def _given(self):
-        return self.load_balancers
-
-    def _read_entries(self):
-        known = self.lb.locate(self.target_id, "deregistered", self.load_balancers)
-        healths = {name: self.lb.every_health(name) for name, _instances in known}
-        return self.lb.plan(known, self.target_id, "deregistered", healths)
-
-    def _places(self, entries):
-        return [e for e in entries if e["before"]["registered"]]
-
-    def _in_rotation(self, health):
-        return health.get("state") == "InService"
-
-    def _rows(self, entries):
-        return classic_rows(
-            [(e["load_balancer_name"], self.lb.members.get(e["load_balancer_name"], [])) for e in entries]
-        )
-
-    def _place_keys(self, places):
-        return [e["load_balancer_name"] for e in places]
-
-    @staticmethod
-    def _place_id(place):
-        return place
-
-    def _clean_recorded(self, places):
-        if not all(isinstance(p, str) and p.strip() for p in places):
-            return None
-        return list(places)
-
-    def _entries_from_record(self, recorded):
-        known = self.lb.describe_load_balancers(recorded)
-        return self.lb.plan(known, self.target_id, "registered")
-
-    def _entries_in_given(self):
-        known = self.lb.locate(self.target_id, "registered", self.load_balancers)
-        return self.lb.plan(known, self.target_id, "registered")
-
-    def _replan_registered(self, entries):
-        for entry in entries:
-            entry["changed"] = False
-        return entries
-
-    def _execute(self, state, start, timeout, poll_interval, check_mode, diff):
-        if timeout is None:
-            timeout = PUT_BACK_TIMEOUT if state == "registered" else CLASSIC_DEFAULT_TIMEOUT
-        return self.lb.execute(
-            self.target_id,
-            state,
-            start,
-            wait=True,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            check_mode=check_mode,
-            diff=diff,
-        )
-
-    def _read_message(self, entries, places, record):
-        if places:
-            text = "%s on %s." % (
-                self.target_id,
-                ", ".join("%s %s" % (e["load_balancer_name"], e["before"]["state"]) for e in places),
-            )
-        else:
-            text = "%s is not registered with any Classic ELB%s." % (self.target_id, self._among())
-        if record:
-            text += " Taken out by an earlier rollout (resume record %s)." % self.record_path
-        return text
-
-
-def make_rotation(provider, client, params, aws_retry=False, **kwargs):
-    """The rotation of ``params['target_id']`` for ``provider`` (elbv2 or elb_classic), on ``client``. The options of
-    the other providers are ignored (one ``module_defaults`` block may serve every provider)."""
-    if provider == "elbv2":
-        return ELBv2Rotation(
-            client,
-            params["target_id"],
-            params["state_dir"],
-            target_groups=params.get("target_groups"),
-            port=params.get("port"),
-            aws_retry=aws_retry,
-            **kwargs,
-        )
-    if provider == "elb_classic":
-        return ClassicELBRotation(
-            client,
-            params["target_id"],
-            params["state_dir"],
-            load_balancers=params.get("load_balancers"),
-            aws_retry=aws_retry,
-            **kwargs,
-        )
-    raise ValidationError("provider must be one of %s, got %r." % (", ".join(AWS_PROVIDERS), provider))
 
 
 def run_aws_rotation(member, state, params, check_mode=False, diff=False):
-    """``state`` (read, out or in) on ``member`` (from :func:`make_rotation`)."""
-    poll_interval = params.get("poll_interval")
-    if poll_interval is None:
-        poll_interval = POLL_INTERVAL
+    """``state`` (read, out or in) on ``member`` (from :func:`.rotation_providers.make_rotation`)."""
     if state == "read":
         return member.read()
-    if state == "out":
-        return member.take_out(
-            batch=params.get("batch"),
-            min_healthy=params.get("min_healthy", 0),
-            timeout=params.get("timeout"),
-            poll_interval=poll_interval,
-            run_id=params.get("run_id"),
-            version=params.get("version"),
-            check_mode=check_mode,
-            diff=diff,
-        )
-    if state == "in":
-        return member.put_back(
-            timeout=params.get("timeout"), poll_interval=poll_interval, check_mode=check_mode, diff=diff
-        )
-    raise ValidationError("state must be read, out or in, got %r." % (state,))
+    if state not in _OPTIONS:
+        raise ValidationError("state must be read, out or in, got %r." % (state,))
+    options = {name: params.get(name, default) for name, default in _OPTIONS[state].items()}
+    poll_interval = params.get("poll_interval")
+    options["poll_interval"] = POLL_INTERVAL if poll_interval is None else poll_interval
+    operation = member.take_out if state == "out" else member.put_back
+    return operation(check_mode=check_mode, diff=diff, **options)

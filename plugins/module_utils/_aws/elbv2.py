@@ -13,17 +13,29 @@ changed) -> read the target in each group -> register/deregister only where need
 the target is ``healthy`` (registered) or done draining (deregistered) in every group.
 """
 
-import ipaddress
-import re
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws import (
-    DRAIN_MARGIN,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.caller import (
     POLL_INTERVAL,
-    STATES,
-    LoadBalancerMembership,
     dedupe,
     describe_each,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.elbv2_health import (
+    ABSENT,
+    check_target_type,
+    describe_health,
+    entry_group,
+    entry_key,
+    group_summary,
+    is_drained,
+    is_healthy,
+    is_registered,
+    predict,
+    target_health,
+    validate_target,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.membership import (
+    DRAIN_MARGIN,
+    LoadBalancerMembership,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import NotFoundError, ValidationError
 
@@ -31,110 +43,9 @@ DEFAULT_REGISTER_TIMEOUT = 300
 # The deregistration delay AWS applies when the attribute cannot be read.
 DEFAULT_DEREGISTRATION_DELAY = 300
 
-# Our name for "not in the target group" (AWS lists nothing, or says unused/Target.NotRegistered).
-ABSENT = "absent"
-_NOT_REGISTERED = "Target.NotRegistered"
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")  # fullmatch: "$" accepts a final newline
 _DESCRIBE_BATCH = 20
 # A bad ARN is a ValidationError, an unknown name or ARN a TargetGroupNotFound.
 _NOT_FOUND_CODES = ("TargetGroupNotFound", "ValidationError")
-
-__all__ = ["ABSENT", "ELBv2Targets", "STATES"]
-
-
-def _group_summary(raw):
-    return {
-        "arn": raw["TargetGroupArn"],
-        "name": raw["TargetGroupName"],
-        "port": raw.get("Port"),
-        "protocol": raw.get("Protocol"),
-        "target_type": raw.get("TargetType", "instance"),
-        "load_balancer_arns": list(raw.get("LoadBalancerArns") or []),
-    }
-
-
-def _health(description):
-    """A TargetHealthDescription (or None) -> ``{"state", "reason", "description"}``."""
-    if description is None:
-        return {"state": ABSENT, "reason": None, "description": None}
-    health = description.get("TargetHealth") or {}
-    state = health.get("State")
-    reason = health.get("Reason")
-    if state == "unused" and reason == _NOT_REGISTERED:
-        state = ABSENT
-    return {"state": state, "reason": reason, "description": health.get("Description")}
-
-
-def _is_registered(health):
-    """Registered and not on its way out (draining counts as leaving)."""
-    return health["state"] not in (ABSENT, "draining")
-
-
-def _is_healthy(health):
-    return health["state"] == "healthy"
-
-
-def _is_drained(health):
-    return health["state"] in (ABSENT, "unused")
-
-
-def _key(entry):
-    return "%s:%s" % (entry["target_group_name"], entry["port"])
-
-
-def _describe_health(health):
-    text = health["state"]
-    if health.get("reason") or health.get("description"):
-        text += " (%s)" % ": ".join(part for part in (health.get("reason"), health.get("description")) if part)
-    return text
-
-
-def _validate_target(target_id, port):
-    if not isinstance(target_id, str) or not target_id.strip() or target_id != target_id.strip():
-        raise ValidationError("target_id must be a non-empty instance id or IP address, got %r." % (target_id,))
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        raise ValidationError("port must be between 1 and 65535, got %r." % (port,))
-
-
-def _check_target_type(target_id, group):
-    """Refuse a target that cannot belong to ``group`` (an IP in an instance group, a Lambda group...)."""
-    kind = group["target_type"]
-    if kind == "instance":
-        ok = bool(_INSTANCE_ID.fullmatch(target_id))
-        wanted = "an EC2 instance id (i-...)"
-    elif kind == "ip":
-        try:
-            ipaddress.ip_address(target_id)
-            ok = True
-        except ValueError:
-            ok = False
-        wanted = "an IP address"
-    elif kind == "alb":
-        ok = target_id.startswith("arn:")
-        wanted = "an Application Load Balancer ARN"
-    else:
-        return "target group %s has target type %r, which this module does not manage." % (group["name"], kind)
-    if not ok:
-        return "target group %s has target type %r and needs %s as target_id, got %r." % (
-            group["name"],
-            kind,
-            wanted,
-            target_id,
-        )
-    return None
-
-
-def _entry_group(entry):
-    return {"arn": entry["target_group_arn"], "name": entry["target_group_name"]}
-
-
-def _predict(entry, state, wait):
-    """What check mode expects: the target after the change (and after the wait, when waiting)."""
-    if not entry["changed"] and not wait:
-        return dict(entry["before"])
-    if state == "registered":
-        return {"state": "healthy" if wait else "initial", "reason": None, "description": None}
-    return {"state": ABSENT if wait else "draining", "reason": None, "description": None}
 
 
 class ELBv2Targets(LoadBalancerMembership):
@@ -151,7 +62,7 @@ class ELBv2Targets(LoadBalancerMembership):
     PREPOSITION = "in"
     PLACES = "target group(s)"
     NOWHERE = "in any target group"
-    DONE = {"registered": _is_healthy, "deregistered": _is_drained}
+    DONE = {"registered": is_healthy, "deregistered": is_drained}
     AWAITED = {
         "registered": "%s to be healthy in every target group",
         "deregistered": "%s to be deregistered (done draining) in every target group",
@@ -184,7 +95,7 @@ class ELBv2Targets(LoadBalancerMembership):
             )
             missing.extend(not_found)
             for raw in groups:
-                group = _group_summary(raw)
+                group = group_summary(raw)
                 found[group["arn"]] = group
                 found[group["name"]] = group
         if missing:
@@ -201,7 +112,7 @@ class ELBv2Targets(LoadBalancerMembership):
 
     def all_groups(self):
         """Every target group of the account and region (paginated)."""
-        return [_group_summary(raw) for raw in self._describe_target_groups()]
+        return [group_summary(raw) for raw in self._describe_target_groups()]
 
     def target_descriptions(self, group, target_id):
         """The TargetHealthDescriptions of ``target_id`` in ``group`` (one per registered port; [] if absent)."""
@@ -216,7 +127,7 @@ class ELBv2Targets(LoadBalancerMembership):
             {
                 "id": (d.get("Target") or {}).get("Id"),
                 "port": (d.get("Target") or {}).get("Port", group.get("port")),
-                "state": _health(d)["state"],
+                "state": target_health(d)["state"],
             }
             for d in descriptions
         ]
@@ -232,7 +143,7 @@ class ELBv2Targets(LoadBalancerMembership):
                 descriptions = self.target_descriptions(group, target_id)
             except is_boto3_error_code("TargetGroupNotFound"):  # deleted since it was listed
                 continue
-            descriptions = [d for d in descriptions if _health(d)["state"] != ABSENT]
+            descriptions = [d for d in descriptions if target_health(d)["state"] != ABSENT]
             if descriptions:
                 out.append((group, descriptions))
         return out
@@ -253,34 +164,25 @@ class ELBv2Targets(LoadBalancerMembership):
 
     # ------------------------------------------------------------------ the task
 
-    def ensure(
-        self,
-        target_id,
-        state,
-        target_groups=None,
-        port=None,
-        wait=True,
-        timeout=None,
-        poll_interval=POLL_INTERVAL,
-        check_mode=False,
-        diff=False,
-    ):
+    def ensure(self, target_id, state, target_groups=None, port=None, wait=True, timeout=None, **run):
         """Put ``target_id`` in ``state`` in ``target_groups`` (or every group it is in), then optionally wait.
+
+        ``run``: ``poll_interval`` (default 2 s), ``check_mode`` and ``diff``.
 
         :returns: result dict (see the elbv2_target module's RETURN).
         :raises RolloutError: ValidationError, NotFoundError, WaitTimeout.
         """
         start = self.clock()
-        self.validate(target_id, state, target_groups, port, timeout, poll_interval)
+        self.validate(target_id, state, target_groups, port, timeout, run.get("poll_interval", POLL_INTERVAL))
         self.entries = self.plan(self.locate(target_id, state, target_groups), target_id, state, port)
-        return self.execute(target_id, state, start, port, wait, timeout, poll_interval, check_mode, diff)
+        return self.execute(target_id, state, start, port, wait, timeout, **run)
 
-    # The phases of ``ensure``, also used by the rotation layer (``_rotation_aws``), which reads once, checks the
+    # The phases of ``ensure``, also used by the rotation layer (:mod:`.rotation`), which reads once, checks the
     # capacity guard and writes its resume record between ``plan`` and ``execute``.
 
     def validate(self, target_id, state, target_groups=None, port=None, timeout=None, poll_interval=POLL_INTERVAL):
         """Refuse bad arguments before any call (ValidationError)."""
-        _validate_target(target_id, port)
+        validate_target(target_id, port)
         self._validate(state, timeout, poll_interval, target_groups)
 
     def locate(self, target_id, state, target_groups=None):
@@ -292,7 +194,7 @@ class ELBv2Targets(LoadBalancerMembership):
             self._refuse_empty_discovery(target_id, state, found)
             return found
         groups = self.describe_groups(list(target_groups))
-        problems = [p for p in (_check_target_type(target_id, g) for g in groups) if p]
+        problems = [p for p in (check_target_type(target_id, g) for g in groups) if p]
         if problems:
             raise ValidationError(
                 "Cannot manage %s in these target groups: %s Nothing was changed in any target group."
@@ -305,19 +207,9 @@ class ELBv2Targets(LoadBalancerMembership):
         """One entry per target group and port of ``found`` (see RETURN ``target_groups``); changes nothing."""
         return self._plan(found, target_id, state, port)
 
-    def execute(
-        self,
-        target_id,
-        state,
-        start,
-        port=None,
-        wait=True,
-        timeout=None,
-        poll_interval=POLL_INTERVAL,
-        check_mode=False,
-        diff=False,
-    ):
-        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``."""
+    def execute(self, target_id, state, start, port=None, wait=True, timeout=None, **run):
+        """Change and wait as ``self.entries`` (planned) say; ``start`` is the task's start on ``self.clock``, ``run``
+        as in :meth:`ensure`."""
         entries = self.entries
         result = {
             "changed": any(e["changed"] for e in entries),
@@ -337,7 +229,7 @@ class ELBv2Targets(LoadBalancerMembership):
 
         if wait and entries:
             result["timeout"] = self._effective_timeout(entries, state, timeout, result)
-        return self._run(result, start, wait, poll_interval, check_mode, diff)
+        return self._run(result, start, wait, **run)
 
     def _effective_timeout(self, entries, state, timeout, result):
         """``timeout``, or its default: 300 s to become healthy; the longest deregistration delay + 60 s to drain."""
@@ -347,7 +239,7 @@ class ELBv2Targets(LoadBalancerMembership):
         for entry in entries:
             arn = entry["target_group_arn"]
             if arn not in delays:
-                delays[arn] = self.deregistration_delay(_entry_group(entry))
+                delays[arn] = self.deregistration_delay(entry_group(entry))
         result["deregistration_delay"] = longest = max(delays.values())
         if timeout is None:
             return longest + DRAIN_MARGIN
@@ -367,12 +259,12 @@ class ELBv2Targets(LoadBalancerMembership):
             if port is not None:
                 ports = [port]
             else:
-                present = [p for p, d in by_port.items() if _health(d)["state"] != ABSENT]
+                present = [p for p, d in by_port.items() if target_health(d)["state"] != ABSENT]
                 ports = present or [group["port"]]
             for entry_port in ports:
-                before = _health(by_port.get(entry_port))
+                before = target_health(by_port.get(entry_port))
                 if state == "registered":
-                    needed = not _is_registered(before)
+                    needed = not is_registered(before)
                 else:
                     needed = before["state"] not in (ABSENT, "draining")
                 entries.append(
@@ -410,18 +302,18 @@ class ELBv2Targets(LoadBalancerMembership):
         """Read one target group (``unit``, its ARN) for the target (``member``); set the ``after`` of the group's
         entries (one per port) and return them."""
         group_entries = [e for e in self.entries if e["target_group_arn"] == unit]
-        descriptions = self.target_descriptions(_entry_group(group_entries[0]), member)
+        descriptions = self.target_descriptions(entry_group(group_entries[0]), member)
         by_port = {}
         for description in descriptions:
             by_port.setdefault(description["Target"].get("Port"), description)
         for entry in group_entries:
-            entry["after"] = _health(by_port.get(entry["port"]))
+            entry["after"] = target_health(by_port.get(entry["port"]))
         return group_entries
 
     # The hooks of LoadBalancerMembership that are this module's plain functions.
-    _label = staticmethod(_key)
-    _describe_health = staticmethod(_describe_health)
-    _predict = staticmethod(_predict)
+    _label = staticmethod(entry_key)
+    _describe_health = staticmethod(describe_health)
+    _predict = staticmethod(predict)
 
     @staticmethod
     def _diff_view(health):

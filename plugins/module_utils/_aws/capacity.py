@@ -4,7 +4,7 @@
 """The capacity guard's rows for the AWS load balancers, and its verdict for a batch of targets.
 
 Plain Python without boto3, so that the plan (on the controller) evaluates the rows the rotation module
-returned from its read exactly as the drain does (``_rotation_aws``):
+returned from its read exactly as the drain does (:mod:`.rotation`):
 
 * ELBv2: one row per target group, one server per registration ``<target id>:<port>``, in rotation when
   ``healthy``;

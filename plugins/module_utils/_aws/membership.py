@@ -1,150 +1,31 @@
 # Copyright: Contributors to the zerodowntime.rollout project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to the zerodowntime.rollout collection; not a public API, may change without notice.
-"""Pieces shared by the AWS load balancer helpers (_elbv2, _elb_classic) and their modules.
+"""One member (an ELBv2 target, an EC2 instance) in several load balancers: the task both AWS helpers share.
 
-* :class:`AWSCaller` calls a boto3 client: it counts every request that reaches the client
-  (retries of the throttling backoff included), asks amazon.aws's ``RetryingBotoClientWrapper``
-  to retry when the client is wrapped, and remembers what it was doing for error messages.
-* The polling policy for waits on an AWS API: start at ``poll_interval``, grow by
-  :data:`POLL_BACKOFF` with :data:`POLL_JITTER`, capped at :data:`POLL_MAX_INTERVAL`. A 300 s
-  wait costs about 25 reads per load balancer (never the one-read-a-second of older modules,
-  which AWS throttles).
-* :class:`LoadBalancerMembership`, the base of both helpers: one member (an ELBv2 target, an EC2
-  instance) in several load balancers, from the argument checks to the result and its message.
-* :func:`run_module`, the ``main()`` of both modules once their AnsibleAWSModule is built.
+:class:`LoadBalancerMembership` is the base of :class:`.elbv2.ELBv2Targets` and
+:class:`.elb_classic.ClassicELBInstance`: the argument checks, the run (predict in check mode, else change, then
+wait or read once), the wait on the polling policy of :mod:`.caller`, and the result with its diff and message.
 """
 
 import time
 
-try:  # noqa: SIM105 - amazon.aws's idiom, botocore is imported for its exception classes
-    import botocore
-except ImportError:
-    pass  # reported by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (
-    RolloutError,
-    ValidationError,
-    WaitTimeout,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._aws.caller import (
+    POLL_BACKOFF,
+    POLL_INTERVAL,
+    POLL_JITTER,
+    POLL_MAX_INTERVAL,
+    AWSCaller,
+    validate_wait,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError, WaitTimeout
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._waiter import wait_for
 
 STATES = ("registered", "deregistered")
 
-POLL_INTERVAL = 2.0
-POLL_BACKOFF = 1.5
-POLL_MAX_INTERVAL = 15.0
-POLL_JITTER = 0.1
-
 # Margin added to the load balancer's own drain time (deregistration delay, connection draining)
 # when computing or extending a deregistration wait.
 DRAIN_MARGIN = 60
-
-
-class AWSCaller:
-    """Calls operations on a boto3 client, counting requests.
-
-    :param client: a boto3 client, or amazon.aws's ``RetryingBotoClientWrapper`` around one.
-    :param aws_retry: pass ``aws_retry=True`` to every call (only for a wrapped client), so that
-        throttling errors are retried with the wrapper's jittered backoff.
-    """
-
-    def __init__(self, client, aws_retry=False):
-        self.client = client
-        self.aws_retry = aws_retry
-        self.api_calls = 0
-        self.calls_by_operation = {}
-        self.action = None
-        self._hooked = False
-        events = getattr(getattr(client, "meta", None), "events", None)
-        if events is not None:
-            # Counted where botocore starts a request, so that each retry of the backoff counts too.
-            events.register_first("before-call.*.*", self._count)
-            self._hooked = True
-
-    def _count(self, model=None, **_kwargs):
-        self.api_calls += 1
-        name = getattr(model, "name", None) or "unknown"
-        self.calls_by_operation[name] = self.calls_by_operation.get(name, 0) + 1
-
-    def call(self, operation, action, **params):
-        """Call ``client.<operation>(**params)``; ``action`` describes it for error messages."""
-        self.action = action
-        if self.aws_retry:
-            params["aws_retry"] = True
-        if not self._hooked:
-            self._count()
-        return getattr(self.client, operation)(**params)
-
-    def pages(self, operation, action, key, **params):
-        """The items under ``key`` of every page of ``operation`` (the ``Marker``/``NextMarker`` paging of ELB)."""
-        items = []
-        marker = None
-        while True:
-            if marker:
-                params["Marker"] = marker
-            page = self.call(operation, action, **params)
-            items.extend(page.get(key) or [])
-            marker = page.get("NextMarker")
-            if not marker:
-                return items
-
-    def calls(self, operation):
-        """Requests made so far for one operation (its API name, e.g. ``DescribeTargetHealth``)."""
-        return self.calls_by_operation.get(operation, 0)
-
-
-def validate_wait(timeout, poll_interval, allow_none_timeout=True):
-    """Refuse a timeout of 0 or less (use ``wait=false`` not to wait) and a poll interval of 0 or less."""
-    if timeout is None:
-        if not allow_none_timeout:
-            raise ValidationError("timeout is required.")
-    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValidationError(
-            "timeout must be more than 0 seconds, got %r. To not wait at all, set wait=false instead." % (timeout,)
-        )
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-        raise ValidationError("poll_interval must be more than 0 seconds, got %r." % (poll_interval,))
-
-
-def dedupe(items, key=None):
-    """Items in order, each once (the first of those with the same ``key(item)``, when ``key`` is given)."""
-    seen = set()
-    out = []
-    for item in items:
-        marker = item if key is None else key(item)
-        if marker not in seen:
-            seen.add(marker)
-            out.append(item)
-    return out
-
-
-def chunks(items, size):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def describe_each(describe, refs, batch_size, not_found_codes):
-    """``describe(batch)`` for ``refs`` in batches of ``batch_size``: ``(every item found, every ref missing)``.
-
-    A batch that fails with one of ``not_found_codes`` is asked again one ref at a time, so that every
-    missing ref is named, not only the first one AWS complains about.
-    """
-    items = []
-    missing = []
-    for batch in chunks(refs, batch_size):
-        try:
-            items.extend(describe(batch))
-        except is_boto3_error_code(not_found_codes):
-            # One unknown ref fails the whole batch: ask one by one to name every missing one.
-            for ref in batch:
-                try:
-                    items.extend(describe([ref]))
-                except is_boto3_error_code(not_found_codes):
-                    missing.append(ref)
-    return items, missing
 
 
 class LoadBalancerMembership:
@@ -265,7 +146,7 @@ class LoadBalancerMembership:
                 changed=False,
             )
 
-    def _run(self, result, start, wait, poll_interval, check_mode, diff):
+    def _run(self, result, start, wait, poll_interval=POLL_INTERVAL, check_mode=False, diff=False):
         """Finish the task planned in ``self.entries`` and ``result``: predict in check mode; else change, then wait,
         or read once after a change, or keep ``before`` as ``after`` when nothing changed."""
         member = result[self.MEMBER_KEY]
@@ -395,25 +276,3 @@ class LoadBalancerMembership:
                 "" if result["api_calls"] == 1 else "s",
             )
         return msg
-
-
-def run_module(module, service, manager_class, ensure_kwargs):
-    """The ``main()`` of an AWS load balancer module, once its ``AnsibleAWSModule`` is built.
-
-    Builds ``manager_class`` (a :class:`LoadBalancerMembership`) on a ``service`` client that retries
-    throttled calls with a jittered backoff, runs ``ensure(**ensure_kwargs)`` with the module's check and
-    diff mode, and exits: the collection's errors through ``fail_json`` (their details, plus the AWS calls
-    made), botocore's through ``fail_json_aws`` with what was done before them, warnings as module warnings.
-    """
-    manager = manager_class(module.client(service, retry_decorator=AWSRetry.jittered_backoff()), aws_retry=True)
-    try:
-        result = manager.ensure(check_mode=module.check_mode, diff=module._diff, **ensure_kwargs)
-    except RolloutError as exc:
-        details = dict(exc.details)
-        details.setdefault("api_calls", manager.aws.api_calls)
-        module.fail_json(msg=exc.msg, **details)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        module.fail_json_aws(exc, msg="Failed to %s" % manager.action, **manager.partial_result())
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
