@@ -118,11 +118,11 @@ import time  # noqa: E402
 
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (  # noqa: E402
-    RolloutModel,
-    module_steps,
-    render_html,
-    summary_lines,
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.html import render_html  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.model import RolloutModel  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.steps import module_steps  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.text import summary_lines  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.writing import (  # noqa: E402
     to_json,
     write_atomic,
 )

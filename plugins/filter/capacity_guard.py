@@ -57,27 +57,9 @@ from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._capacity import (  # noqa: E402
     evaluate,
     evaluate_aws,
+    haproxy_rows,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-
-
-def _rows(data, backend):
-    if isinstance(data, dict):
-        data = data.get("results", [data])
-    rows = []
-    for result in data or []:
-        lb = result.get("item") or "localhost"
-        for sock in result.get("sockets", []):
-            servers = sock.get("backends", {}).get(backend, {}).get("servers", {})
-            rows.append(
-                {
-                    "where": "%s:%s" % (lb, sock.get("socket")),
-                    "servers": {
-                        name: bool(s.get("healthy")) and s.get("admin_state") == "ready" for name, s in servers.items()
-                    },
-                }
-            )
-    return rows
 
 
 def capacity_guard(data, backend, batch, min_healthy):
@@ -85,7 +67,7 @@ def capacity_guard(data, backend, batch, min_healthy):
         if isinstance(data, dict) and ("elbs" in data or "target_groups" in data):
             names = list(backend) if isinstance(backend, (list, tuple)) else None
             return evaluate_aws(data, batch, min_healthy, names)
-        return evaluate(_rows(data, backend), batch, min_healthy)
+        return evaluate(haproxy_rows(data, backend), batch, min_healthy)
     except RolloutError as exc:
         raise AnsibleFilterError(exc.msg) from None
 

@@ -29,7 +29,7 @@ options:
     required: true
   records:
     description:
-      - Host name to what the role's C(plan.yml) read on that host (C(_rolling_update_plan_host)).
+      - Host name to what the role's C(plan.yml) read on that host (C(rolling_update_plan_host)).
       - When omitted, only the batches are worked out.
     type: dict
   surge:
@@ -68,7 +68,7 @@ _value:
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan import build_plan  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan.build import build_plan  # noqa: E402
 
 
 def rollout_plan(hosts, serial, records=None, surge=None):

@@ -94,6 +94,34 @@ def evaluate(rows, batch_servers, min_healthy, batch_names=None):
     return {"ok": not bad, "lbs": lbs, "msg": msg}
 
 
+def haproxy_rows(results, backend, back_in_rotation=()):
+    """Rows for :func:`evaluate` from registered ``haproxy_server_info`` results (a result, its ``results``
+    list, or a list of them): one per LB socket, where ``where`` is ``LB host:socket`` and a server is in
+    rotation when it is healthy and its admin state is ready.
+
+    ``back_in_rotation``: ``(backend, server)`` pairs counted as in rotation whatever the read said (the rollout
+    plan's hosts that earlier batches put back).
+    """
+    if isinstance(results, dict):
+        results = results.get("results", [results])
+    back = {tuple(x) for x in back_in_rotation}
+    rows = []
+    for result in results or []:
+        lb = result.get("item") or "localhost"
+        for sock in result.get("sockets", []):
+            servers = sock.get("backends", {}).get(backend, {}).get("servers", {})
+            rows.append(
+                {
+                    "where": "%s:%s" % (lb, sock.get("socket")),
+                    "servers": {
+                        name: (backend, name) in back or (bool(s.get("healthy")) and s.get("admin_state") == "ready")
+                        for name, s in servers.items()
+                    },
+                }
+            )
+    return rows
+
+
 def _elbv2_rows(check_result):
     """Rows from an elbv2_target result: one per target group, keyed ``id:port``, healthy = in rotation."""
     rows, seen = [], set()

@@ -14,24 +14,23 @@ import jsonschema
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.callback import rollout_report as cb_mod
-from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import (
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report import html as html_report
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.html import render_html
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.model import HIDDEN, RolloutModel
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.steps import (
     FILE_STEPS,
-    HIDDEN,
     MODULE_STEPS,
-    SCHEMA_VERSION,
     STEP_COLOURS,
     STEPS,
     TAG_STEPS,
-    RolloutModel,
     layout_steps,
     module_steps,
-    render_html,
     role_task_file,
     step_for_task,
-    summary_lines,
-    to_json,
-    write_atomic,
 )
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.text import summary_lines
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.view import SCHEMA_VERSION
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.writing import to_json, write_atomic
 
 ROLE = "/c/ansible_collections/zerodowntime/rollout/roles/rolling_update/tasks/"
 PLAYBOOK = "/c/ansible_collections/zerodowntime/rollout/playbooks/rolling_update.yml"
@@ -836,6 +835,39 @@ def test_html_escapes_every_string_and_marks_failures():
     # self-contained: no external assets
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
     assert "<link" not in page and "src=" not in page.replace("&lt;img src=x", "")
+
+
+class _AllTags(HTMLParser):
+    """Every start tag of a page, as (tag, attributes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_html_template_escapes_a_hostile_host_name_and_message():
+    """The page comes from a Jinja2 template with autoescape on: a host name that tries to close its attribute
+    and a message that tries to close its title come out as text, and parse back as they were."""
+    assert html_report._template().environment.autoescape is True
+    host = "web1\" onmouseover=\"alert('x')\" '<script>"
+    msg = '</title><script>alert("x")</script>'
+    run = Run()
+    run.play()
+    run.task(host, "drain.yml:4", changed=True, steps=drain())
+    run.task(host, "replace.yml:8", status="failed", msg=msg, changed=True, steps=[{"name": "stop", "seconds": 0.5}])
+    run.m.finish(run.t)
+    page = render_html(run.m.as_dict())
+    assert "<script>" not in page and 'onmouseover="' not in page and "</title><script>" not in page
+    parser = _AllTags()
+    parser.feed(page)
+    parser.close()
+    assert not [attrs for _tag, attrs in parser.tags if "onmouseover" in attrs]
+    assert {attrs["data-host"] for _tag, attrs in parser.tags if "data-host" in attrs} == {host}
+    assert "web1&quot; onmouseover=&quot;alert(&#x27;x&#x27;)&quot; &#x27;&lt;script&gt;" in page
+    assert "&lt;/title&gt;&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
 
 
 def test_summary_table():

@@ -5,15 +5,15 @@ import pytest
 from ansible.executor.playbook_executor import PlaybookExecutor
 from ansible.utils.helpers import pct_to_int
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._capacity import haproxy_rows as capacity_rows
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan import (
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan.batches import (
     batch_size,
-    build_plan,
-    capacity_rows,
     parse_serial,
-    render,
     serial_batches,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan.build import build_plan
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan.text import render
 
 # --------------------------------------------------------------------------- batches, against ansible-core itself
 
@@ -333,7 +333,7 @@ def test_aws_classic_elb_and_unregistered_target():
 
 
 def test_capacity_rows_match_the_capacity_guard_filter():
-    from ansible_collections.zerodowntime.rollout.plugins.filter.capacity_guard import _rows
+    from ansible_collections.zerodowntime.rollout.plugins.filter.capacity_guard import haproxy_rows as _rows
 
     data = info(FLEET) + info(FLEET, lb="lb2")
     assert capacity_rows(data, "app") == _rows({"results": data}, "app")

@@ -3,7 +3,7 @@ servers in rotation at every step, and the refusals of the rollout's preflight (
 a load balancer other than HAProxy, no surge host)."""
 
 from ansible_collections.zerodowntime.rollout.plugins.filter.rollout_plan import rollout_plan
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan import build_plan
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._plan.build import build_plan
 
 FLEET = {
     "app1": ("UP", "ready"),
