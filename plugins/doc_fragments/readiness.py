@@ -3,7 +3,7 @@
 
 
 class ModuleDocFragment:
-    # The readiness probe options shared by app_replace and app_info.
+    # The readiness probe options shared by app_info, app_prepare and app_replace.
     DOCUMENTATION = r"""
 options:
   health_url:

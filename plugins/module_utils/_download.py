@@ -81,7 +81,7 @@ def make_fetch(timeout=None, max_size=None, min_free_space=None):
     return fetch
 
 
-class _Budget:
+class Budget:
     """How many bytes the download may write: ``max_size``, and what the filesystem of the file can take
     while keeping ``min_free_space`` free. The free space is read at the start and again after every chunk."""
 
@@ -176,20 +176,22 @@ def _content_length(response):
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-class _Transfer:
-    """The worker side of one download. Writes only while it holds ``lock`` and is not cancelled."""
+class Transfer:
+    """One transfer, run by a worker thread (:meth:`wait`) that the caller waits for until the deadline.
 
-    def __init__(self, url, fileobj, deadline, clock, budget, validate_certs):
-        self.url = url
+    The worker writes to ``fileobj`` only while it holds ``lock`` and the transfer is not cancelled. A subclass
+    opens its stream in ``_run``, hands it to :meth:`_hold`, and writes each chunk through :meth:`_store`.
+    """
+
+    def __init__(self, fileobj, budget, deadline, clock):
         self.fileobj = fileobj
+        self.budget = budget
         self.deadline = deadline
         self.clock = clock
-        self.budget = budget
-        self.validate_certs = validate_certs
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.cancelled = False
-        self.response = None
+        self.stream = None
         self.written = 0
         self.error = None
 
@@ -201,15 +203,86 @@ class _Transfer:
             self._run()
         except BaseException as exc:  # handed to the waiting caller
             self.error = exc
-            if isinstance(exc, Exception) and callable(getattr(exc, "close", None)):  # an HTTPError holds a response
-                with contextlib.suppress(Exception):
-                    exc.close()
+            self._failed(exc)
         finally:
             with self.lock:
-                response, self.response = self.response, None
-            if response is not None:
-                response.close()
+                stream, self.stream = self.stream, None
+            if stream is not None:
+                self._close(stream)
             self.done.set()
+
+    def _run(self):
+        raise NotImplementedError
+
+    def _failed(self, exc):
+        """Called in the worker with the error it ends with."""
+
+    def _close(self, stream):
+        stream.close()
+
+    def _interrupt(self, stream):
+        """Called by :meth:`cancel`: make a read in progress on ``stream`` end."""
+
+    def _hold(self, stream):
+        """Keep ``stream`` for :meth:`cancel` and the end of the run; False (and ``stream`` closed) when the
+        transfer was cancelled meanwhile."""
+        with self.lock:
+            if self.cancelled:
+                stream.close()
+                return False
+            self.stream = stream
+        return True
+
+    def _store(self, chunk):
+        """Write ``chunk`` within the budget; False (nothing written) when the transfer was cancelled."""
+        self.budget.check_written(self.written + len(chunk))
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.fileobj.write(chunk)
+            self.written += len(chunk)
+        return True
+
+    def cancel(self):
+        """Stop the worker: it writes nothing more, and a read in progress is interrupted."""
+        with self.lock:
+            self.cancelled = True
+            stream = self.stream
+        if stream is not None:
+            self._interrupt(stream)
+
+    def wait(self, thread_name):
+        """Run the transfer in a daemon thread and wait for it until the deadline; then cancel it (a worker still
+        resolving or connecting closes what it gets and ends on its own). Returns whether it finished in time,
+        and raises the collection's own error that it ended with in time."""
+        worker = threading.Thread(target=self.run, name=thread_name, daemon=True)
+        worker.start()
+        finished = self.done.wait(max(self.remaining(), 0))
+        if not finished:
+            self.cancel()
+        if isinstance(self.error, RolloutError) and finished:
+            raise self.error
+        return finished
+
+
+class _UrlTransfer(Transfer):
+    """The worker side of one URL download."""
+
+    def __init__(self, url, fileobj, deadline, clock, budget, validate_certs):
+        super().__init__(fileobj, budget, deadline, clock)
+        self.url = url
+        self.validate_certs = validate_certs
+
+    def _failed(self, exc):
+        if isinstance(exc, Exception) and callable(getattr(exc, "close", None)):  # an HTTPError holds a response
+            with contextlib.suppress(Exception):
+                exc.close()
+
+    def _interrupt(self, stream):
+        sock = _socket_of(stream)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def _run(self):
         # Imported here: most runs (local src, activation of an unpacked release, rollback) never download.
@@ -225,11 +298,8 @@ class _Transfer:
             http_agent=_AGENT,
             decompress=False,
         )
-        with self.lock:
-            if self.cancelled:
-                response.close()
-                return
-            self.response = response
+        if not self._hold(response):
+            return
         length = _content_length(response)
         if length is not None:
             self.budget.check_announced(length)
@@ -245,12 +315,8 @@ class _Transfer:
             chunk = read(CHUNK)
             if not chunk:
                 break
-            self.budget.check_written(self.written + len(chunk))
-            with self.lock:
-                if self.cancelled:
-                    return
-                self.fileobj.write(chunk)
-                self.written += len(chunk)
+            if not self._store(chunk):
+                return
         if length is not None and self.written != length:
             raise DownloadError(
                 "downloading %s failed: the server announced %s but the connection ended after %s. The partial "
@@ -259,16 +325,6 @@ class _Transfer:
                 content_length=length,
                 written=self.written,
             )
-
-    def cancel(self):
-        """Stop the worker: it writes nothing more, and a read in progress ends as its connection shuts down."""
-        with self.lock:
-            self.cancelled = True
-            response = self.response
-        sock = _socket_of(response) if response is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def download(
@@ -291,18 +347,11 @@ def download(
     clock = clock or time.monotonic
     seconds = parse_timeout(DOWNLOAD_TIMEOUT if timeout is None else timeout, "timeout")
     deadline = clock() + seconds
-    budget = _Budget(url, fileobj, max_size, min_free_space, statvfs or os.fstatvfs)
-    transfer = _Transfer(url, fileobj, deadline, clock, budget, validate_certs)
-    worker = threading.Thread(target=transfer.run, name="zerodowntime-rollout-download", daemon=True)
-    worker.start()
-    finished = transfer.done.wait(max(transfer.remaining(), 0))
-    if not finished:
-        # The worker writes nothing from now on; a read in progress ends as its connection is shut down, and
-        # a worker still resolving or connecting closes what it gets and ends on its own.
-        transfer.cancel()
+    budget = Budget(url, fileobj, max_size, min_free_space, statvfs or os.fstatvfs)
+    transfer = _UrlTransfer(url, fileobj, deadline, clock, budget, validate_certs)
+    # At the deadline the worker writes nothing more, and a read in progress ends as its connection is shut down.
+    finished = transfer.wait("zerodowntime-rollout-download")
     error = transfer.error
-    if isinstance(error, RolloutError) and finished:
-        raise error
     timed_out = isinstance(error, socket.timeout) or isinstance(getattr(error, "reason", None), socket.timeout)
     if not finished or timed_out or (error is not None and transfer.remaining() <= 0):
         raise DownloadError(

@@ -58,6 +58,16 @@ class FsError(RolloutError):
         self.uid = uid
 
 
+def _foreign(path, uid, owners):
+    """The refusal of ``path``, owned by ``uid`` instead of ``owners`` (words for the owners allowed)."""
+    return FsError(
+        "%s belongs to uid %d, not to %s (uid %d): refused." % (path, uid, owners, os.geteuid()),
+        path,
+        "foreign",
+        uid=uid,
+    )
+
+
 def check_dir_stat(info, path):
     """Raise :class:`FsError` unless ``info`` (an ``lstat``/``fstat`` result) is a directory that may be trusted:
     owned by root or the running user, and not writable by group or others unless it has the sticky bit."""
@@ -66,13 +76,7 @@ def check_dir_stat(info, path):
     if not stat.S_ISDIR(info.st_mode):
         raise FsError("%s is not a directory: refused." % path, path, "not_dir")
     if not trusted_uid(info.st_uid):
-        raise FsError(
-            "%s belongs to uid %d, not to root or the user running the rollout (uid %d): refused."
-            % (path, info.st_uid, os.geteuid()),
-            path,
-            "foreign",
-            uid=info.st_uid,
-        )
+        raise _foreign(path, info.st_uid, "root or the user running the rollout")
     if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
         raise FsError(
             "%s is writable by other users (mode %04o, no sticky bit): refused." % (path, stat.S_IMODE(info.st_mode)),
@@ -283,13 +287,7 @@ def _check_file_stat(info, shown):
     if not stat.S_ISREG(info.st_mode):
         raise FsError("%s is not a regular file: refused." % shown, shown, "not_file", uid=info.st_uid)
     if info.st_uid != os.geteuid():
-        raise FsError(
-            "%s belongs to uid %d, not to the user running the rollout (uid %d): refused."
-            % (shown, info.st_uid, os.geteuid()),
-            shown,
-            "foreign",
-            uid=info.st_uid,
-        )
+        raise _foreign(shown, info.st_uid, "the user running the rollout")
     if info.st_nlink != 1:
         # A hard link to some other file of the same user (made where hard links are not protected).
         raise FsError("%s has %d hard links: refused." % (shown, info.st_nlink), shown, "links", uid=info.st_uid)

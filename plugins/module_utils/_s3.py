@@ -6,16 +6,16 @@
 * boto3 is imported only when an S3 object is fetched, and a missing boto3 is a one-line message;
 * credentials come from boto3's own chain (environment, shared configuration, instance profile): nothing here
   takes or shows them, and every message goes through :func:`redact_text`;
-* one deadline for the whole fetch (the request and the body): the body is read in a worker thread that the
-  caller waits for until the deadline; at the deadline the stream is closed and the worker writes nothing more;
-* a size budget, as for a URL download (:class:`_download._Budget`): ``max_size`` and the free space of the
+* one deadline for the whole fetch (the request and the body): the body is read in a worker thread
+  (:class:`._download.Transfer`) that the caller waits for until the deadline; at the deadline the stream is
+  closed and the worker writes nothing more;
+* a size budget, as for a URL download (:class:`._download.Budget`): ``max_size`` and the free space of the
   filesystem written to. The object's ``ContentLength`` above the budget is refused before its body is read, and
   a running byte count stops a body that goes past it.
 """
 
 import contextlib
 import os
-import threading
 import time
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import (
@@ -24,11 +24,11 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_sou
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import (
     CHUNK,
+    Budget,
     DownloadError,
-    _Budget,
+    Transfer,
     parse_timeout,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_text
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import format_bytes
 
@@ -74,38 +74,24 @@ def _describe_error(exc):
     return redact_text("%s: %s" % (name, exc))
 
 
-class _Transfer:
-    def __init__(self, client, bucket, key, fileobj, budget, deadline, clock):
-        self.client, self.bucket, self.key, self.fileobj = client, bucket, key, fileobj
-        self.budget, self.deadline, self.clock = budget, deadline, clock
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.cancelled = False
-        self.body = None
-        self.written = 0
-        self.error = None
+class _S3Transfer(Transfer):
+    """The worker side of one S3 fetch: a stream that is closed, not shut down, to interrupt a read."""
 
-    def run(self):
-        try:
-            self._run()
-        except BaseException as exc:  # handed to the waiting caller
-            self.error = exc
-        finally:
-            with self.lock:
-                body, self.body = self.body, None
-            if body is not None:
-                with contextlib.suppress(Exception):
-                    body.close()
-            self.done.set()
+    def __init__(self, client, bucket, key, fileobj, budget, deadline, clock):
+        super().__init__(fileobj, budget, deadline, clock)
+        self.client, self.bucket, self.key = client, bucket, key
+
+    def _close(self, stream):
+        with contextlib.suppress(Exception):
+            stream.close()
+
+    _interrupt = _close
 
     def _run(self):
         answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
         body = answer["Body"]
-        with self.lock:
-            if self.cancelled:
-                body.close()
-                return
-            self.body = body
+        if not self._hold(body):
+            return
         length = answer.get("ContentLength")
         if isinstance(length, int):
             self.budget.check_announced(length)
@@ -115,25 +101,13 @@ class _Transfer:
             chunk = body.read(CHUNK)
             if not chunk:
                 break
-            self.budget.check_written(self.written + len(chunk))
-            with self.lock:
-                if self.cancelled:
-                    return
-                self.fileobj.write(chunk)
-                self.written += len(chunk)
+            if not self._store(chunk):
+                return
         if isinstance(length, int) and self.written != length:
             raise DownloadError(
                 "fetching s3://%s/%s failed: S3 announced %s but the stream ended after %s. Try again."
                 % (self.bucket, self.key, format_bytes(length), format_bytes(self.written))
             )
-
-    def cancel(self):
-        with self.lock:
-            self.cancelled = True
-            body = self.body
-        if body is not None:
-            with contextlib.suppress(Exception):
-                body.close()
 
 
 def fetch_s3(
@@ -152,16 +126,10 @@ def fetch_s3(
     deadline = clock() + seconds
     if client is None:
         client = make_client(region, endpoint_url, timeout=seconds)
-    budget = _Budget(src, fileobj, max_size, ("bytes", 0), statvfs or os.fstatvfs)
-    transfer = _Transfer(client, bucket, key, fileobj, budget, deadline, clock)
-    worker = threading.Thread(target=transfer.run, name="zerodowntime-rollout-s3", daemon=True)
-    worker.start()
-    finished = transfer.done.wait(max(deadline - clock(), 0))
-    if not finished:
-        transfer.cancel()
+    budget = Budget(src, fileobj, max_size, ("bytes", 0), statvfs or os.fstatvfs)
+    transfer = _S3Transfer(client, bucket, key, fileobj, budget, deadline, clock)
+    finished = transfer.wait("zerodowntime-rollout-s3")
     error = transfer.error
-    if isinstance(error, RolloutError) and finished:
-        raise error
     if not finished or isinstance(error, TimeoutError) or (error is not None and clock() >= deadline):
         raise ArtifactSourceError(
             "fetching %s did not finish within %g s (download_timeout): %s had arrived. The partial file was "

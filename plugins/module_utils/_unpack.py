@@ -3,7 +3,7 @@
 # Private to the zerodowntime.rollout collection; not a public API, may change without notice.
 """Install a release from an archive: a path on the host, or an http(s) URL fetched into ``.rollout-tmp/``.
 
-The archive is hashed and compared with ``checksum``, every member is checked (:mod:`._archive`), and the
+The archive is hashed and compared with ``checksum``, every member is checked (:mod:`._archive.members`), and the
 free-space rule is applied before the first write. It is unpacked into ``.rollout-tmp/`` (same filesystem),
 ``shared_paths`` are linked into it, ownership and mode are set, and only then is it renamed into
 ``releases/`` and recorded in the state file; nothing changes in ``current``. The archive code (tarfile,
@@ -100,12 +100,14 @@ class UnpackingManager(ReleaseManager):
 
     def _open_archive(self, handle, src):
         # Here, not at the top: tarfile, zipfile and lzma are loaded only by a run that opens an archive.
-        from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (
-            OpenArchive,
+        from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import (
             UnsupportedArchiveError,
+        )
+        from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.formats import (
             archive_format,
             sniff_format,
         )
+        from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.reader import OpenArchive
 
         name = url_path(src) if is_url(src) else src
         fmt = archive_format(name) or sniff_format(handle)

@@ -32,16 +32,9 @@ options:
     type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.app_host
+  - zerodowntime.rollout.app_host.read_only
   - zerodowntime.rollout.readiness
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads, so it runs normally in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.release_info
   - module: zerodowntime.rollout.app_replace
@@ -106,13 +99,12 @@ msg:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._app_info import read_app  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
     READINESS_SPEC,
     make_fetch,
     readiness_probe,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 
 
 def argument_spec():
@@ -126,30 +118,28 @@ def argument_spec():
     return spec
 
 
+def run(params):
+    head = None
+    if params["artifact"] and params["artifact"].lower().startswith(("http://", "https://")):
+        head = make_fetch(
+            params["artifact"],
+            method="HEAD",
+            validate_certs=params["health_validate_certs"],
+            follow_redirects="all",  # like the download; this request carries no credentials
+        )
+    return read_app(
+        params["path"],
+        params["version"],
+        artifact=params["artifact"],
+        checksum=params["checksum"],
+        quick_probe=readiness_probe(params, 1, 0),
+        head=head,
+    )
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = dict(module.params)
-    redact_params(module.params, ["artifact", "health_url"])  # the invocation in the result shows params as they end
-    try:
-        head = None
-        if params["artifact"] and params["artifact"].lower().startswith(("http://", "https://")):
-            head = make_fetch(
-                params["artifact"],
-                method="HEAD",
-                validate_certs=params["health_validate_certs"],
-                follow_redirects="all",  # like the download; this request carries no credentials
-            )
-        result = read_app(
-            params["path"],
-            params["version"],
-            artifact=params["artifact"],
-            checksum=params["checksum"],
-            quick_probe=readiness_probe(params, 1, 0),
-            head=head,
-        )
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
-    module.exit_json(**result)
+    run_module(module, run, secret_params=["artifact", "health_url"])
 
 
 if __name__ == "__main__":

@@ -20,10 +20,6 @@ description:
   - The C(zerodowntime.rollout.rolling_update) playbook runs it once per host, in parallel, after the rollout lock
     is taken and before the first host is drained.
 options:
-  path:
-    description: Absolute path of the release layout (the directory holding C(releases/) and C(current)).
-    type: path
-    required: true
   version:
     description: The release the rollout wants the host to run (letters, digits, C(.), C(_), C(-), C(+)).
     type: str
@@ -151,6 +147,8 @@ options:
     type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.app_host
+  - zerodowntime.rollout.app_host.layout
   - zerodowntime.rollout.readiness
 attributes:
   check_mode:
@@ -159,10 +157,6 @@ attributes:
       - Reads, verifies a local archive and reports what it would unpack; writes nothing.
       - With O(artifact_from=controller), nothing is fetched or copied; a path on the controller is verified, and
         RV(source) says what would be copied.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.app_info
   - module: zerodowntime.rollout.release
@@ -279,16 +273,13 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import is_s3, resolve  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import make_fetch  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import (  # noqa: E402
-    RolloutError,
-    ValidationError,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
     READINESS_SPEC,
     readiness_probe,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import Service, deadline_runner  # noqa: E402
 
 RELEASE_OPTIONS = ("checksum", "allow_unverified", "keep", "min_free_space", "shared_paths", "owner", "group")
@@ -323,57 +314,58 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = dict(module.params)
-    # the invocation in the result shows params as they end: no secret of a URL or of a command line in it
-    redact_params(module.params, ["src", "health_url", "start_command", "stop_command"])
+def run(params, module):
     release_args = {name: params[name] for name in RELEASE_OPTIONS}
     release_args["src"] = params["src"]
-    try:
-        controller_side = is_s3(params["src"]) or params["artifact_from"] == "controller"
-        if (
-            not params["defer_src"]
-            and controller_side
-            and resolve(params["src"], params["artifact_from"])[0] == "controller"
-        ):
-            raise ValidationError(
-                "artifact_from=controller needs the collection's app_prepare action plugin (run the module as the "
-                "task zerodowntime.rollout.app_prepare, not through another action)."
-            )
-        # The download keeps min_free_space free too, within download_timeout and max_size.
-        release_args["fetch"] = make_fetch(
-            timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
+    controller_side = is_s3(params["src"]) or params["artifact_from"] == "controller"
+    if (
+        not params["defer_src"]
+        and controller_side
+        and resolve(params["src"], params["artifact_from"])[0] == "controller"
+    ):
+        raise ValidationError(
+            "artifact_from=controller needs the collection's app_prepare action plugin (run the module as the "
+            "task zerodowntime.rollout.app_prepare, not through another action)."
         )
-        service_check = None
-        if params["service_manager"]:
-            service = Service(
-                params["service_manager"],
-                name=params["service_name"],
-                start_command=params["start_command"],
-                stop_command=params["stop_command"],
-                run=deadline_runner(module.run_command, module.get_bin_path("timeout")),
-            )
-
-            def service_check():
-                service.check(os.geteuid(), module.get_bin_path)
-
-        result = prepare_app(
-            params["path"],
-            params["version"],
-            release_args,
-            quick_probe=readiness_probe(params, 1, 0),
-            retry_rolled_back=params["retry_rolled_back"],
-            check_mode=module.check_mode,
-            service_check=service_check,
-            defer_src=params["defer_src"],
-            copy_dir=params["copy_dir"],
+    # The download keeps min_free_space free too, within download_timeout and max_size.
+    release_args["fetch"] = make_fetch(
+        timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
+    )
+    service_check = None
+    if params["service_manager"]:
+        service = Service(
+            params["service_manager"],
+            name=params["service_name"],
+            start_command=params["start_command"],
+            stop_command=params["stop_command"],
+            run=deadline_runner(module.run_command, module.get_bin_path("timeout")),
         )
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
+
+        def service_check():
+            service.check(os.geteuid(), module.get_bin_path)
+
+    result = prepare_app(
+        params["path"],
+        params["version"],
+        release_args,
+        quick_probe=readiness_probe(params, 1, 0),
+        retry_rolled_back=params["retry_rolled_back"],
+        check_mode=module.check_mode,
+        service_check=service_check,
+        defer_src=params["defer_src"],
+        copy_dir=params["copy_dir"],
+    )
     for warning in result.pop("warnings", None) or []:
         module.warn(warning)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    # the invocation in the result shows params as they end: no secret of a URL or of a command line in it
+    run_module(
+        module, lambda params: run(params, module), secret_params=["src", "health_url", "start_command", "stop_command"]
+    )
 
 
 if __name__ == "__main__":

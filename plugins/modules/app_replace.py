@@ -27,10 +27,6 @@ description:
     command must detach the app from its output (as a systemd unit does), or the call waits for it until
     O(start_timeout).
 options:
-  path:
-    description: Absolute path of the release layout (the directory holding C(releases/) and C(current)).
-    type: path
-    required: true
   version:
     description:
       - With O(state=replaced), the release to switch to (required).
@@ -111,16 +107,14 @@ options:
     default: 120
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.app_host
+  - zerodowntime.rollout.app_host.layout
   - zerodowntime.rollout.readiness
 attributes:
   check_mode:
     support: full
     details:
       - Reads the layout and reports the steps it would run; stops, switches and starts nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: zerodowntime.rollout.release
   - module: zerodowntime.rollout.rotation

@@ -290,7 +290,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._activate import STATES  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.limits import (  # noqa: E402
     DEFAULT_MAX_MEMBERS,
     archive_limits,
 )
@@ -298,8 +298,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._download imp
     DOWNLOAD_TIMEOUT,
     make_fetch,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_params, redact_text  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release  # noqa: E402
 
 
@@ -323,6 +322,33 @@ def argument_spec():
     }
 
 
+def run(params, module):
+    fetch = make_fetch(
+        timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
+    )
+    with archive_limits(max_members=params["max_members"]):
+        result = manage_release(
+            path=params["path"],
+            state=params["state"],
+            version=params["version"],
+            src=params["src"],
+            checksum=params["checksum"],
+            allow_unverified=params["allow_unverified"],
+            keep=params["keep"],
+            min_free_space=params["min_free_space"],
+            shared_paths=params["shared_paths"],
+            owner=params["owner"],
+            group=params["group"],
+            mode=params["mode"],
+            fetch=fetch,
+            check_mode=module.check_mode,
+            diff=module._diff,
+        )
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -333,35 +359,7 @@ def main():
             ("state", "absent", ["version"]),
         ],
     )
-    params = dict(module.params)
-    redact_params(module.params, ["src"])  # the invocation in the result shows params as they end
-    try:
-        fetch = make_fetch(
-            timeout=params["download_timeout"], max_size=params["max_size"], min_free_space=params["min_free_space"]
-        )
-        with archive_limits(max_members=params["max_members"]):
-            result = manage_release(
-                path=params["path"],
-                state=params["state"],
-                version=params["version"],
-                src=params["src"],
-                checksum=params["checksum"],
-                allow_unverified=params["allow_unverified"],
-                keep=params["keep"],
-                min_free_space=params["min_free_space"],
-                shared_paths=params["shared_paths"],
-                owner=params["owner"],
-                group=params["group"],
-                mode=params["mode"],
-                fetch=fetch,
-                check_mode=module.check_mode,
-                diff=module._diff,
-            )
-    except RolloutError as exc:
-        module.fail_json(msg=redact_text(exc.msg), **exc.details)
-    for warning in result.pop("warnings", None) or []:
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, lambda params: run(params, module), secret_params=["src"])
 
 
 if __name__ == "__main__":

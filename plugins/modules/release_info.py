@@ -26,15 +26,8 @@ options:
     required: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads, so it runs normally in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - zerodowntime.rollout.app_host
+  - zerodowntime.rollout.app_host.read_only
 seealso:
   - module: zerodowntime.rollout.release
 notes:
@@ -141,7 +134,7 @@ history:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_state import describe_releases  # noqa: E402
 
 
@@ -151,11 +144,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = describe_releases(module.params["path"])
-    except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(changed=False, **result)
+    run_module(module, lambda params: dict(changed=False, **describe_releases(params["path"])))
 
 
 if __name__ == "__main__":

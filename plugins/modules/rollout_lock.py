@@ -95,13 +95,10 @@ notes:
     rollout may be taking the lock.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - zerodowntime.rollout.app_host
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
@@ -156,8 +153,8 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock import acquire, release  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils import _module_main  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock.operations import acquire, release  # noqa: E402
 
 
 def argument_spec():
@@ -173,6 +170,7 @@ def argument_spec():
 
 
 def run_module(p, check_mode=False):
+    """The work of the module, also run in the controller's worker by the action plugin."""
     if p["state"] == "present":
         return acquire(p["path"], p["owner"], p["run_id"], p["ttl"], p["force"], check_mode, run=p["run"])
     return release(p["path"], p["owner"], p["run_id"], p["force"], check_mode)
@@ -180,11 +178,7 @@ def run_module(p, check_mode=False):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_module(module.params, module.check_mode)
-    except RolloutError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    _module_main.run_module(module, lambda params: run_module(params, module.check_mode))
 
 
 if __name__ == "__main__":

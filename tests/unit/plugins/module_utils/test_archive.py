@@ -10,15 +10,16 @@ import zipfile
 
 import pytest
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import (
-    OpenArchive,
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import (
     UnsafeArchiveError,
     UnsupportedArchiveError,
-    archive_format,
+)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.formats import archive_format, sniff_format
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.members import (
     normalize_name,
     resolve_inside,
-    sniff_format,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.reader import OpenArchive
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError
 
 # --- builders --------------------------------------------------------------------------------------
@@ -487,15 +488,19 @@ def _many(n, fmt):
 
 @pytest.mark.parametrize("fmt", ["tar", "zip"])
 def test_max_members_is_enforced_before_extraction(tmp_path, fmt):
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils import _archive
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import ArchiveLimitError
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.limits import (
+        DEFAULT_MAX_MEMBERS,
+        archive_limits,
+    )
 
     with OpenArchive(_many(10, fmt), fmt, max_members=10) as archive:
         assert len(archive.members) == 10
-    with pytest.raises(_archive.ArchiveLimitError, match=r"max_members allows \(10\)"):
+    with pytest.raises(ArchiveLimitError, match=r"max_members allows \(10\)"):
         OpenArchive(_many(11, fmt), fmt, max_members=10)
-    with _archive.archive_limits(max_members=10), pytest.raises(_archive.ArchiveLimitError, match="max_members"):
+    with archive_limits(max_members=10), pytest.raises(ArchiveLimitError, match="max_members"):
         OpenArchive(_many(11, fmt), fmt)
-    assert OpenArchive(_many(11, fmt), fmt).max_members == _archive.DEFAULT_MAX_MEMBERS == 100000
+    assert OpenArchive(_many(11, fmt), fmt).max_members == DEFAULT_MAX_MEMBERS == 100000
     with pytest.raises(RolloutError, match="max_members"):
         OpenArchive(_many(1, fmt), fmt, max_members=0)
 
@@ -536,16 +541,15 @@ def _zip64_of_empty_dirs(count):
 
 
 def test_default_member_limit_refuses_100001_members():
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils import _archive
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import ArchiveLimitError
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.formats import zip_declared_members
 
     small = _zip64_of_empty_dirs(3)
     with zipfile.ZipFile(small) as zf:  # the builder writes what zipfile reads
         assert [i.filename for i in zf.infolist()] == ["d0/", "d1/", "d2/"]
     small.seek(0)
-    assert _archive.zip_declared_members(small) == 3 and small.tell() == 0
-    with pytest.raises(
-        _archive.ArchiveLimitError, match=r"has 100001 members, more than max_members allows \(100000\)"
-    ):
+    assert zip_declared_members(small) == 3 and small.tell() == 0
+    with pytest.raises(ArchiveLimitError, match=r"has 100001 members, more than max_members allows \(100000\)"):
         OpenArchive(_zip64_of_empty_dirs(100001), "zip")
 
 
@@ -600,17 +604,18 @@ def test_twenty_thousand_directories_do_not_pass_min_free_space(tmp_path, monkey
 
 
 def test_too_few_inodes_is_refused_before_the_first_write(tmp_path, monkeypatch):
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils import _archive
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import limits
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import ArchiveLimitError
 
     dest = tmp_path / "rel"
     dest.mkdir()
-    monkeypatch.setattr(_archive.os, "statvfs", lambda path: FakeStatvfs(2**30, 2**31, files=10000, favail=250))
+    monkeypatch.setattr(limits.os, "statvfs", lambda path: FakeStatvfs(2**30, 2**31, files=10000, favail=250))
     with OpenArchive(_many(300, "tar"), "tar") as archive:
-        with pytest.raises(_archive.ArchiveLimitError, match="needs 300 .*has 250 free"):
+        with pytest.raises(ArchiveLimitError, match="needs 300 .*has 250 free"):
             archive.extract(str(dest))
         assert list(dest.iterdir()) == []
         # a filesystem that reports no inode count (btrfs) allocates them on demand
-        monkeypatch.setattr(_archive.os, "statvfs", lambda path: FakeStatvfs(2**30, 2**31, files=0, favail=0))
+        monkeypatch.setattr(limits.os, "statvfs", lambda path: FakeStatvfs(2**30, 2**31, files=0, favail=0))
         archive.extract(str(dest))
     assert len(list(dest.iterdir())) == 300
 

@@ -8,12 +8,8 @@ import time
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock import (
-    LockHeldError,
-    LockPathError,
-    acquire,
-    release,
-)
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock.errors import LockHeldError, LockPathError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._lock.operations import acquire, release
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.hostile import as_nobody, shared_dir
 
 

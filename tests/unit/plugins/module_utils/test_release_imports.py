@@ -25,9 +25,12 @@ def shipped(path):
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PREFIX):
                 name = node.module[len(PREFIX) :]
-                if name not in found:
-                    found.add(name)
-                    todo.append(os.path.join(ROOT, "plugins", "module_utils", name + ".py"))
+                # from <package> import <submodule>: the submodules are what is shipped
+                package = os.path.isdir(os.path.join(ROOT, "plugins", "module_utils", *name.split(".")))
+                for full in [name + "." + alias.name for alias in node.names] if package else [name]:
+                    if full not in found:
+                        found.update((full, full.split(".")[0]))  # a package's submodule counts as the package too
+                        todo.append(os.path.join(ROOT, "plugins", "module_utils", *full.split(".")) + ".py")
     return found
 
 

@@ -16,14 +16,14 @@ import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils import (
     _activate,
-    _archive,
     _dirfd,
     _release_state,
     _unpack,
     _values,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._activate import choose_prune
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import UnsafeArchiveError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import reader as _archive
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.errors import UnsafeArchiveError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release import manage_release
@@ -740,7 +740,7 @@ def test_data_size_counts_regular_files_of_tar_and_zip(env):
     for fmt in ("tar.gz", "zip"):
         path = env.archive("v3", files=files, fmt=fmt)
         with open(path, "rb") as handle:
-            from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive import OpenArchive
+            from ansible_collections.zerodowntime.rollout.plugins.module_utils._archive.reader import OpenArchive
 
             with OpenArchive(handle, "tar" if fmt == "tar.gz" else "zip") as archive:
                 assert archive.data_size() == 20480
