@@ -39,7 +39,7 @@ Usage (from the repo root, after ``make venv``)::
 Per-task timings come from bench/callback_plugins/bench_timings.py, enabled only for these runs. The
 time of a step is the one the module measured when its result carries ``steps`` (rotation,
 app_replace), else it is mapped from the role's task file. Step names are the rollout report's
-(``STEPS`` in plugins/plugin_utils/_rollout_report.py). The machine's load average is recorded at
+(``STEPS`` in plugins/plugin_utils/_report/steps.py). The machine's load average is recorded at
 the start and the end, and around every playbook run. Every fleet is brought down at the end, also
 on failure or Ctrl-C.
 """
@@ -70,17 +70,12 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from demo.fleet import (  # noqa: E402
-    APP_CTL,
-    Fleet,
-    FleetError,
-    build_artifact,
-    free_port,
-    http_get,
-    install_release,
-)
-from demo.loadgen import LoadGenerator  # noqa: E402
-from demo.rollout import PLAYBOOK, RotationSampler, ansible_env, fleet_version, write_inventory  # noqa: E402
+from tests.fixtures.fleet.fleet import APP_CTL, Fleet  # noqa: E402
+from tests.fixtures.fleet.loadgen import LoadGenerator  # noqa: E402
+from tests.fixtures.fleet.playbook import PLAYBOOK, ansible_env, fleet_version, write_inventory  # noqa: E402
+from tests.fixtures.fleet.release import build_artifact, install_release  # noqa: E402
+from tests.fixtures.fleet.sampler import RotationSampler  # noqa: E402
+from tests.fixtures.fleet.system import FleetError, free_port, http_get  # noqa: E402
 
 CLASSIC = os.path.join(HERE, "classic.yml")
 CLASSIC_CG = os.path.join(HERE, "classic_cg.yml")
@@ -90,7 +85,7 @@ CALLBACKS = os.path.join(HERE, "callback_plugins")
 # those of a collection's plugins on first import. None: the calling environment decides (--no-bytecode-cache; a
 # PYTHONDONTWRITEBYTECODE=1 there makes every Ansible worker compile the collection's plugins again).
 BYTECODE_CACHE = None
-REPORT_MODEL = os.path.join(ROOT, "plugins", "plugin_utils", "_rollout_report.py")
+REPORT_MODEL = os.path.join(ROOT, "plugins", "plugin_utils", "_report", "steps.py")
 ROLE_DEFAULTS = os.path.join(ROOT, "roles", "rolling_update", "defaults", "main.yml")
 WHEELS = os.path.join(ROOT, ".cache", "wheels")
 BENCH_COLLECTIONS = os.path.join(ROOT, ".cache", "bench")

@@ -14,7 +14,6 @@ Also a small command line, used by :func:`probe_task` to read moto from inside a
 import json
 import logging
 import os
-import socket
 import sys
 import urllib.request
 
@@ -33,16 +32,12 @@ ENV = {
 HERE = os.path.abspath(__file__)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session", name="moto_endpoint")
 def moto_endpoint_fixture():
     """A moto server on a free loopback port, for the whole session."""
     from moto.server import ThreadedMotoServer
+
+    from tests.fixtures.fleet.system import free_port  # here: this file is also a command line (see above)
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)

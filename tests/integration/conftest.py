@@ -1,15 +1,14 @@
 """Fixtures for integration tests: real HAProxy and real app processes on 127.0.0.x loopback addresses.
 
-HAProxy state is read back here through ``socat`` on the admin sockets, independently of the modules
-under test and of demo/fleet.py's own socket client.
+The fleet itself (hosts, HAProxy, its admin-socket client, polling) is tests/fixtures/fleet/; what the modules
+under test did is read back on the admin sockets through that client, independently of the collection's own code.
+The names the test files import from here (``hap``, ``stat``, ``wait_for``...) are that package's functions.
 """
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -17,11 +16,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from demo.fleet import Fleet  # noqa: E402
+from tests.fixtures.fleet.fleet import Fleet  # noqa: E402
+from tests.fixtures.fleet.haproxy import BACKEND, HAPROXY, parse_stat, server_snapshot  # noqa: E402
+from tests.fixtures.fleet.haproxy import admin_command as hap  # noqa: E402
+from tests.fixtures.fleet.haproxy import server_stats as stat  # noqa: E402
+from tests.fixtures.fleet.system import wait_until as wait_for  # noqa: E402
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-SOCAT = shutil.which("socat")
-BACKEND = "app"
+SOCAT = shutil.which("socat")  # the probe task reads HAProxy from inside a playbook with it
 
 
 def _require_tools():
@@ -30,71 +31,7 @@ def _require_tools():
         pytest.fail("integration tests need %s installed (apt-get install haproxy socat)" % " and ".join(missing))
 
 
-# --------------------------------------------------------------------------- independent socket reads
-
-
-def hap(sock, command):
-    """Send ``command`` to an HAProxy admin socket (``/path`` or ``tcp://host:port``) with socat."""
-    address = "TCP:%s" % sock[len("tcp://") :] if sock.startswith("tcp://") else "UNIX-CONNECT:%s" % sock
-    proc = subprocess.run(
-        [SOCAT, "-t", "5", "STDIO", address],
-        input=command + "\n",
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError("socat %s failed: %s" % (sock, proc.stderr))
-    return proc.stdout
-
-
-def parse_stat(text, backend=BACKEND):
-    """``show stat`` CSV -> {server: {"status", "weight", "scur", "qcur"}} for ``backend``."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    assert lines and lines[0].startswith("# "), "not a show stat answer: %r" % text[:200]
-    header = lines[0][2:].split(",")
-    out = {}
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
-            out[row["svname"]] = {
-                "status": row["status"],
-                "weight": int(row["weight"] or 0),
-                "scur": int(row["scur"] or 0),
-                "qcur": int(row["qcur"] or 0),
-            }
-    return out
-
-
-def stat(sock, backend=BACKEND):
-    return parse_stat(hap(sock, "show stat %s 4 -1" % backend), backend)
-
-
-def server_snapshot(sock):
-    """Operational/admin state and weights of every server of every backend (``show servers state``),
-    without the ever-changing timers and check counters: equal snapshots mean nothing was changed."""
-    snap = {}
-    for line in hap(sock, "show servers state").splitlines():
-        f = line.split()
-        if len(f) < 9 or line.startswith("#") or not f[0].isdigit():
-            continue
-        # be_name srv_name -> srv_op_state srv_admin_state srv_uweight srv_iweight
-        snap[(f[1], f[3])] = (f[5], f[6], f[7], f[8])
-    assert snap, "no servers read from %s" % sock
-    return snap
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    """Poll ``predicate`` until truthy (returned) or fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+# --------------------------------------------------------------------------- reading HAProxy
 
 
 def wait_status(sock, server, status, timeout=10.0):

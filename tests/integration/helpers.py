@@ -9,32 +9,10 @@ import tempfile
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS_ROOT = os.path.join(ROOT, ".cache", "collections")
-BIN = os.path.dirname(sys.executable)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
-
-def ansible_env(extra=None):
-    """Environment for ansible-* commands: this checkout first on the collections path, then
-    the offline amazon.aws copy that `make venv` extracts into .cache/deps."""
-    env = dict(os.environ)
-    paths = [COLLECTIONS_ROOT, os.path.join(ROOT, ".cache", "deps")]
-    env.update(
-        {
-            "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(paths),
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "ANSIBLE_HOST_KEY_CHECKING": "0",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-            "ANSIBLE_DEPRECATION_WARNINGS": "0",
-            "PATH": BIN + os.pathsep + env.get("PATH", ""),
-        }
-    )
-    if extra:
-        env.update(extra)
-    return env
+from tests.fixtures.fleet.playbook import BIN, ansible_env  # noqa: E402
 
 
 def local_inventory(path):

@@ -11,9 +11,10 @@ import re
 import pytest
 
 from conftest import destroy_fleet, make_fleet
-from demo.fleet import build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook, versions, write_inventory
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +173,7 @@ def moto_s3():
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from tests.integration.aws_support import free_port
+    from tests.fixtures.fleet.system import free_port
 
     gets = []
 

@@ -12,15 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import ansible_runner
 import pytest
 import yaml
 
-from demo.fleet import Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import versions, write_inventory
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
@@ -115,15 +115,11 @@ def clean_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def fleet3():
-    d = tempfile.mkdtemp(prefix="zd-awx-", dir="/tmp")  # short: unix socket paths stay under 108 bytes
-    fleet = Fleet.up(
-        d, hosts=3, version="v1", check_inter_ms=200, rise=2, fall=2, port=0, first_address="127.0.0.81", retries=0
-    )
+    fleet, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.81", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
-        shutil.rmtree(d, ignore_errors=True)
+        destroy_fleet(fleet, d)
 
 
 def step_of(task):

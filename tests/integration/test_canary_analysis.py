@@ -10,8 +10,9 @@ import re
 import pytest
 from helpers import run_tasks
 
-from demo.fleet import APP_PY, Fleet, build_artifact
-from demo.loadgen import LoadGenerator
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.release import APP_PY, build_artifact
 
 pytestmark = pytest.mark.integration
 
@@ -48,22 +49,16 @@ def faulty_app(tmp_path, fail=3, every=10):
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    fleet = Fleet.up(
-        str(tmp_path_factory.mktemp("canary") / "fleet"),
-        hosts=3,
-        version="v1",
-        check_inter_ms=200,
-        port=0,
-        first_address="127.0.0.111",
-        retries=0,
-    )
-    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=50.0).start()
+def fleet():
+    fleet, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.111", retries=0)
     try:
-        yield fleet
+        load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=50.0).start()
+        try:
+            yield fleet
+        finally:
+            load.stop()
     finally:
-        load.stop()
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 def analysis(fleet, **options):
@@ -125,23 +120,15 @@ def test_canary_serving_errors_fails_naming_error_rate(fleet, tmp_path):
 
 
 @pytest.fixture
-def two_lbs(tmp_path):
+def two_lbs():
     """Three apps behind two HAProxies, no load of its own."""
-    fleet = Fleet.up(
-        str(tmp_path / "fleet2"),
-        hosts=3,
-        version="v1",
-        check_inter_ms=200,
-        port=0,
-        first_address="127.0.0.114",
-        retries=0,
-    )
+    fleet, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.114", retries=0)
     try:
         fleet.add_lb("lb2", retries=0)
         fleet.wait_ready(timeout=30)
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 def test_traffic_through_the_second_haproxy_counts(two_lbs):

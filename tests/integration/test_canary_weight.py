@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from conftest import destroy_fleet, make_fleet
-from demo.fleet import build_artifact, server_stats
-from demo.loadgen import LoadGenerator
-from demo.rollout import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.haproxy import server_stats
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_canary_analysis import faulty_app  # noqa: E402  (a release that answers 500 to FAIL in EVERY requests)

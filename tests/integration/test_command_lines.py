@@ -2,7 +2,7 @@
 
 The hosts' commands use shell syntax, as a capistrano or ansistrano hook would: ``cd DIR && VAR=value ./ctl start
 && echo ...``. ``ctl`` is a small control script that takes the deploy path, address and port from its environment
-and runs demo/bin/app-ctl. The rollout succeeds under load with no failed request. A mistyped program in the stop
+and runs the fleet's bin/app-ctl. The rollout succeeds under load with no failed request. A mistyped program in the stop
 command is refused in preflight, while every host still serves: HAProxy's server state, read from its admin socket,
 is the same before and after, and no app was stopped.
 """
@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 from conftest import destroy_fleet, make_fleet, server_snapshot
-from demo.fleet import APP_CTL, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook, write_inventory
-from demo.rollout import host_version as version_of
+from tests.fixtures.fleet.fleet import APP_CTL
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import host_version as version_of
+from tests.fixtures.fleet.playbook import run_playbook, write_inventory
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,14 @@ import time
 import pytest
 
 from conftest import ROOT, destroy_fleet, make_fleet, short_tmpdir, stat, wait_for, wait_status
-from demo.fleet import build_artifact, free_port, install_release, pid_alive, read_pidfile
-from demo.loadgen import LoadGenerator
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.release import build_artifact, install_release
+from tests.fixtures.fleet.system import free_port, pid_alive, read_pidfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
-FLEET_PY = os.path.join(ROOT, "demo", "fleet.py")
-APP_CTL = os.path.join(ROOT, "demo", "bin", "app-ctl")
+FLEET_PY = os.path.join(ROOT, "tests", "fixtures", "fleet", "fleet.py")
+APP_CTL = os.path.join(ROOT, "tests", "fixtures", "fleet", "bin", "app-ctl")
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ class InProcessApp:
     point and then run the same shutdown sequence as ``main()``."""
 
     def __init__(self, monkeypatch, hold_before_parse=False):
-        from demo import app
+        from tests.fixtures.fleet import app
 
         self.entered = threading.Event()  # a handler has read a request line and is held
         self.release = threading.Event()

@@ -29,11 +29,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, destroy_fleet, hap, make_fleet, server_snapshot, stat, wait_for
-from demo.fleet import build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import (
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import (
     PLAYBOOK,
-    RotationSampler,
     ansible_env,
     fleet_version,
     resume_record_path,
@@ -41,6 +39,8 @@ from demo.rollout import (
     versions,
     write_inventory,
 )
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 
@@ -298,7 +298,7 @@ class Gate:
 
 
 class Rollout:
-    """demo.rollout.run_playbook in a thread, for a test that acts while the rollout runs."""
+    """run_playbook (tests/fixtures/fleet/playbook.py) in a thread, for a test that acts while the rollout runs."""
 
     def __init__(self, inventory, extra_vars, args=()):
         self.proc = None
@@ -481,7 +481,7 @@ def test_r7_concurrent_rollout_is_refused_and_the_first_completes(fleet_factory,
 
 def test_r8_name_rule_is_the_modules_rule():
     """The role checks names with the same pattern as the modules (one rule, two places)."""
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils import _haproxy_runtime as rt
+    from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import names as rt
 
     with open(PREFLIGHT) as f:
         tasks = yaml.safe_load(f)

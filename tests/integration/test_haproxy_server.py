@@ -293,7 +293,7 @@ def test_two_instances_changed_together(clean_fleet, pair):
 
 def test_refusals_change_nothing(clean_fleet, pair, tmp_path):
     """Bad input fails with a useful message and leaves every server on every instance as it was."""
-    from demo.fleet import free_port
+    from tests.fixtures.fleet.system import free_port
 
     unix1, tcp2 = pair
     missing = str(tmp_path / "no-such-haproxy.sock")

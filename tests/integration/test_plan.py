@@ -12,8 +12,8 @@ import yaml
 from aws_support import ENV, KEYS, REGION
 
 from conftest import destroy_fleet, hap, make_fleet, server_snapshot, stat, wait_status
-from demo.fleet import build_artifact
-from demo.rollout import run_playbook, write_inventory
+from tests.fixtures.fleet.playbook import run_playbook, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 moto_endpoint_fixture = aws_support.moto_endpoint_fixture
 aws_fixture = aws_support.aws_fixture

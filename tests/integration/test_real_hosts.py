@@ -21,9 +21,10 @@ import pytest
 import vmhosts
 
 from conftest import server_snapshot
-from demo.fleet import APP_PY
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import run_playbook
+from tests.fixtures.fleet.release import APP_PY
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_hosts]
 

@@ -10,39 +10,23 @@ import time
 
 import pytest
 
-from demo.fleet import Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import (
-    PLAYBOOK,
-    ROOT,
-    RotationSampler,
-    ansible_env,
-    resume_record_path,
-    run_playbook,
-    write_inventory,
-)
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import PLAYBOOK, ROOT, ansible_env, resume_record_path, run_playbook, write_inventory
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 # Role flow whose ansible-core-sensitive parts the core rollout tests cover on the oldest version.
 pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 
 @pytest.fixture
-def fleet(tmp_path):
-    f = Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=3,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.61",
-        retries=0,
-    )
+def fleet():
+    f, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.61", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tmp_path):

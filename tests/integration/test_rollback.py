@@ -6,10 +6,12 @@ import os
 import pytest
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import RecordStore
-from demo.fleet import APP_PY, Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, resume_record_path, run_playbook, write_inventory
-from demo.rollout import host_version as version_of
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import host_version as version_of
+from tests.fixtures.fleet.playbook import resume_record_path, run_playbook, write_inventory
+from tests.fixtures.fleet.release import APP_PY, build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 
@@ -61,22 +63,12 @@ def assert_halted_while_preparing(fleet, pids, proc, summary, sampler):
 
 
 @pytest.fixture
-def fleet3(tmp_path):
-    fleet = Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=3,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.41",
-        retries=0,
-    )
+def fleet3():
+    fleet, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.41", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 def test_never_ready_release_is_rolled_back_and_rollout_halts(fleet3, tmp_path):

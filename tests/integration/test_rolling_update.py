@@ -6,9 +6,11 @@ import re
 
 import pytest
 
-from demo.fleet import Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, run_playbook, versions, write_inventory
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 
@@ -57,33 +59,21 @@ def rollout(fleet, tmp_path, version, serial=1, extra=None, args=()):
 
 
 @pytest.fixture
-def fleet4(tmp_path):
-    fleet = Fleet.up(
-        str(tmp_path / "fleet"), hosts=4, version="v1", check_inter_ms=200, rise=2, fall=2, port=0, retries=0
-    )
+def fleet4():
+    fleet, d = make_fleet(hosts=4, version="v1", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 @pytest.fixture
-def fleet5(tmp_path):
-    fleet = Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=5,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.31",
-        retries=0,
-    )
+def fleet5():
+    fleet, d = make_fleet(hosts=5, version="v1", first_address="127.0.0.31", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 def test_rollout_under_load_loses_no_request_and_rerun_changes_nothing(fleet4, tmp_path):

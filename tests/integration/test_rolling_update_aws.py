@@ -13,8 +13,9 @@ import aws_support
 import pytest
 from aws_support import ENV, KEYS, REGION
 
-from demo.fleet import Fleet, build_artifact
-from demo.rollout import run_playbook, versions, write_inventory
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.playbook import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 moto_endpoint_fixture = aws_support.moto_endpoint_fixture
 aws_fixture = aws_support.aws_fixture
@@ -25,12 +26,12 @@ AWS_ENV = dict(ENV, AWS_ACCESS_KEY_ID=KEYS["aws_access_key_id"], AWS_SECRET_ACCE
 
 
 @pytest.fixture
-def fleet(tmp_path):
-    f = Fleet.up(str(tmp_path / "fleet"), hosts=2, version="v1", check_inter_ms=200, port=0, first_address="127.0.0.91")
+def fleet():
+    f, d = make_fleet(hosts=2, version="v1", first_address="127.0.0.91")
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 def inventory(fleet, tmp_path, aws, lb, instance_ids):

@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from demo.fleet import Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import run_playbook, versions, write_inventory
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_canary_analysis import faulty_app  # noqa: E402  (a release that answers 500 to FAIL in EVERY requests)
@@ -27,35 +28,23 @@ BUDGET_RE = re.compile(
 )
 
 
-def make_fleet(tmp_path, hosts):
-    return Fleet.up(
-        str(tmp_path / "fleet"),
-        hosts=hosts,
-        version="v1",
-        check_inter_ms=200,
-        port=0,
-        first_address="127.0.0.121",
-        retries=0,
-    )
-
-
 @pytest.fixture
-def fleet(tmp_path):
-    f = make_fleet(tmp_path, 3)
+def fleet():
+    f, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.121", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 @pytest.fixture
-def small_fleet(tmp_path):
+def small_fleet():
     """Two hosts: a canary and a baseline of one, for the runs without load."""
-    f = make_fleet(tmp_path, 2)
+    f, d = make_fleet(hosts=2, version="v1", first_address="127.0.0.121", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 def roll(fleet, tmp_path, app_py=None, rate=50.0, url=None, sockets=None, **options):

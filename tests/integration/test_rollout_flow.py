@@ -13,9 +13,10 @@ import time
 import pytest
 import yaml
 
-from demo.fleet import Fleet, build_artifact
-from demo.loadgen import LoadGenerator
-from demo.rollout import PLAYBOOK, ROOT, ansible_env, run_playbook, versions, write_inventory
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import PLAYBOOK, ROOT, ansible_env, run_playbook, versions, write_inventory
+from tests.fixtures.fleet.release import build_artifact
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_rollback import never_ready_app  # noqa: E402
@@ -28,12 +29,6 @@ HOOK = """---
   ansible.builtin.shell: echo "{what} {{{{ inventory_hostname }}}} $(date +%s.%N)" >> {log}
   changed_when: true
 """
-
-
-def fleet_at(tmp_path, first, hosts=3):
-    return Fleet.up(
-        str(tmp_path / "fleet"), hosts=hosts, version="v1", check_inter_ms=200, port=0, first_address=first, retries=0
-    )
 
 
 def hooks(tmp_path, *names):
@@ -64,12 +59,12 @@ def base_vars(tmp_path, artifact, sha):
 
 
 @pytest.fixture
-def fleet(tmp_path):
-    f = fleet_at(tmp_path, "127.0.0.181")
+def fleet():
+    f, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.181", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 @pytest.mark.latest_only
@@ -221,12 +216,12 @@ def gate_run(fleet, tmp_path, stdin_tty, answer=b"yes"):
 
 
 @pytest.fixture
-def fleet2(tmp_path):
-    f = fleet_at(tmp_path, "127.0.0.185", hosts=2)
+def fleet2():
+    f, d = make_fleet(hosts=2, version="v1", first_address="127.0.0.185", retries=0)
     try:
         yield f
     finally:
-        f.down()
+        destroy_fleet(f, d)
 
 
 @pytest.mark.latest_only

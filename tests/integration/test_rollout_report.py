@@ -16,9 +16,10 @@ import jsonschema
 import pytest
 from headless_chromium import read_png, render
 
-from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._rollout_report import STEP_COLOURS
-from demo.fleet import APP_PY, Fleet, build_artifact
-from demo.rollout import ROOT, run_playbook, write_inventory
+from ansible_collections.zerodowntime.rollout.plugins.plugin_utils._report.steps import STEP_COLOURS
+from conftest import destroy_fleet, make_fleet
+from tests.fixtures.fleet.playbook import ROOT, run_playbook, write_inventory
+from tests.fixtures.fleet.release import APP_PY, build_artifact
 
 pytestmark = pytest.mark.integration
 
@@ -38,22 +39,12 @@ def workdir():
 
 
 @pytest.fixture
-def fleet2(workdir):
-    fleet = Fleet.up(
-        os.path.join(workdir, "fleet"),
-        hosts=2,
-        version="v1",
-        check_inter_ms=200,
-        rise=2,
-        fall=2,
-        port=0,
-        first_address="127.0.0.71",
-        retries=0,
-    )
+def fleet2():
+    fleet, d = make_fleet(hosts=2, version="v1", first_address="127.0.0.71", retries=0)
     try:
         yield fleet
     finally:
-        fleet.down()
+        destroy_fleet(fleet, d)
 
 
 def app_that_never_gets_ready(directory):

@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from conftest import destroy_fleet, hap, make_fleet, server_snapshot, stat, wait_for, wait_status
-from demo.fleet import build_artifact, http_get
-from demo.loadgen import LoadGenerator
-from demo.rollout import RotationSampler, host_version, run_playbook, write_inventory
+from tests.fixtures.fleet.loadgen import LoadGenerator
+from tests.fixtures.fleet.playbook import host_version, run_playbook, write_inventory
+from tests.fixtures.fleet.release import build_artifact
+from tests.fixtures.fleet.sampler import RotationSampler
+from tests.fixtures.fleet.system import http_get
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@
 
 A :class:`Fleet` boots :class:`Host` objects. Every host is a real systemd running as PID 1 of its own pid, mount
 and uts namespaces (``unshare --fork --pid --mount --uts --mount-proc``, PID 1 script ``host-init.sh`` next to this
-file), in the machine's network namespace with its own loopback address (127.0.1.x: demo/fleet.py and the other
-tests use 127.0.0.x). Like a VM, a host has:
+file), in the machine's network namespace with its own loopback address (127.0.1.x: tests/fixtures/fleet/ and the
+other tests use 127.0.0.x). Like a VM, a host has:
 
 - its own ``/etc``, ``/var`` and ``/root`` (copy-on-write overlays of the machine's, upper layer in the host's
   directory), ``/srv`` and ``/home`` (bind mounts of empty per-host directories), private tmpfs on ``/run``,
@@ -54,7 +54,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from demo.fleet import HAProxyInstance, build_artifact, free_port, http_get, install_release  # noqa: E402
+from tests.fixtures.fleet.haproxy import HAProxyInstance  # noqa: E402
+from tests.fixtures.fleet.release import build_artifact, install_release  # noqa: E402
+from tests.fixtures.fleet.system import free_port, http_get  # noqa: E402
 
 INIT = os.path.join(HERE, "host-init.sh")
 REGISTRY = os.environ.get("ZDT_VMHOSTS_REGISTRY", "/run/zdt-vmhosts")
