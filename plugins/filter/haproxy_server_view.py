@@ -42,6 +42,8 @@ _value:
   elements: dict
 """
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import in_rotation  # noqa: E402
+
 
 def haproxy_server_view(data, backend, server):
     if isinstance(data, dict):
@@ -66,7 +68,7 @@ def haproxy_server_view(data, backend, server):
                     status=srv.get("status"),
                     admin_state=srv.get("admin_state"),
                     sessions=srv.get("sessions"),
-                    in_rotation=bool(srv.get("healthy")) and srv.get("admin_state") == "ready",
+                    in_rotation=in_rotation(srv),
                 )
             rows.append(row)
     return rows

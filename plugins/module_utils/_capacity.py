@@ -12,6 +12,7 @@ import math
 import re
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import in_rotation
 
 _SPEC = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(%?)\s*")  # used with fullmatch
 
@@ -113,10 +114,7 @@ def haproxy_rows(results, backend, back_in_rotation=()):
             rows.append(
                 {
                     "where": "%s:%s" % (lb, sock.get("socket")),
-                    "servers": {
-                        name: (backend, name) in back or (bool(s.get("healthy")) and s.get("admin_state") == "ready")
-                        for name, s in servers.items()
-                    },
+                    "servers": {name: (backend, name) in back or in_rotation(s) for name, s in servers.items()},
                 }
             )
     return rows

@@ -20,7 +20,8 @@ DISTRIBUTIONS = {"boto3": "boto3", "botocore": "botocore"}
 # Imported through amazon.aws's module_utils rather than by our own code: AnsibleAWSModule.client()
 # builds boto3 sessions, so a plugin that uses it needs boto3 on the controller.
 AMAZON_AWS_MODULE_UTILS = "ansible_collections.amazon.aws.plugins.module_utils"
-NOT_THIRD_PARTY = {"__future__", "ansible", "ansible_collections"}
+# jinja2 and markupsafe (the report's HTML template) come with ansible-core, which requires them.
+NOT_THIRD_PARTY = {"__future__", "ansible", "ansible_collections", "jinja2", "markupsafe"}
 
 pytestmark = pytest.mark.latest_only  # ansible-builder does not depend on the ansible-core version
 

@@ -9,6 +9,8 @@ from zero, so its end value is taken as the increase.
 
 import math
 
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import in_rotation
+
 RESPONSE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
 __all__ = ["RESPONSE_CLASSES", "group_stats", "in_rotation", "ratio"]
@@ -31,11 +33,6 @@ def ratio(canary, baseline):
     if baseline == 0:
         return math.inf if canary > 0 else 1.0
     return canary / baseline
-
-
-def in_rotation(server):
-    """Takes new traffic: admin state ready and status ``UP`` or ``no check``."""
-    return server.get("admin_state") == "ready" and bool(server.get("healthy"))
 
 
 def group_stats(start, end, members):

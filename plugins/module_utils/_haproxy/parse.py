@@ -133,6 +133,14 @@ def is_up(server):
     return status == "UP" or status == "no check"
 
 
+def in_rotation(server):
+    """True when the server takes new traffic: admin state ``ready`` (not drained, not in maintenance) and
+    :func:`is_up`. The one definition of "in rotation" for the drain, the capacity guard, the plan, the canary and
+    the filters. A server row from a module's result carries ``healthy`` (:func:`is_up` of its status) already."""
+    healthy = server["healthy"] if "healthy" in server else is_up(server)
+    return server.get("admin_state") == "ready" and bool(healthy)
+
+
 def is_drained(server):
     """True when no session and no queued request remains on the server."""
     return not server.get("sessions") and not server.get("queue")

@@ -12,7 +12,7 @@ connection it uses. Each ``set weight`` command is written once: the result repo
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError, ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import commands
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import validate_name, validate_weight
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import is_up
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import in_rotation
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.weights import plan_weights, validate_share
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import RecordError
 
@@ -89,7 +89,7 @@ class CanaryWeights:
             current = {name: srv.get("weight") for name, srv in servers.items()}
             base = dict(current)
             base.update({n: w for n, w in (recorded.get(sock) or {}).items() if n in base})
-            rotating = [name for name, srv in servers.items() if srv.get("admin_state") == "ready" and is_up(srv)]
+            rotating = [name for name, srv in servers.items() if in_rotation(srv)]
             try:
                 plan = plan_weights(base, batch, share, rotating)
             except ValidationError as exc:

@@ -32,7 +32,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.name
     validate_name,
     validate_sockets,
 )
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import is_up
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.parse import in_rotation
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.server import (
     ON_TIMEOUT_CHOICES,
     apply_server_state,
@@ -104,7 +104,7 @@ class HAProxyRotation(CanaryWeights):
                     "admin_state": srv.get("admin_state") if srv else None,
                     "weight": srv.get("weight") if srv else None,
                     "sessions": srv.get("sessions") if srv else None,
-                    "in_rotation": bool(srv) and srv.get("admin_state") == "ready" and is_up(srv),
+                    "in_rotation": bool(srv) and in_rotation(srv),
                 }
             )
         return views
@@ -116,7 +116,7 @@ class HAProxyRotation(CanaryWeights):
             rows.append(
                 {
                     "where": read["socket"],
-                    "servers": {n: s.get("admin_state") == "ready" and is_up(s) for n, s in servers.items()},
+                    "servers": {n: in_rotation(s) for n, s in servers.items()},
                 }
             )
         return rows

@@ -217,6 +217,23 @@ def test_status_normalisation(status, base, steady, up):
     assert haproxy_parse.is_up({"status": status}) is up
 
 
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ({"status": "UP", "admin_state": "ready"}, True),
+        ({"status": "no check", "admin_state": "ready"}, True),
+        ({"status": "UP 1/2", "admin_state": "ready"}, False),
+        ({"status": "UP", "admin_state": "drain"}, False),
+        ({"status": "MAINT", "admin_state": "maint"}, False),
+        # a row from a module result: its healthy flag is is_up of its status already
+        ({"healthy": True, "admin_state": "ready"}, True),
+        ({"healthy": False, "status": "UP", "admin_state": "ready"}, False),
+    ],
+)
+def test_in_rotation_is_ready_and_up(server, expected):
+    assert haproxy_parse.in_rotation(server) is expected
+
+
 # ---------------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------------
