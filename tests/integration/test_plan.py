@@ -202,6 +202,22 @@ def test_invalid_serial_is_refused_before_anything_is_read(fleet, setup):
     assert "Read the backend" not in proc.stdout and "Show the plan" not in proc.stdout
 
 
+def test_a_wrong_option_type_stops_the_rollout_before_the_lock_and_before_any_host_is_read(fleet, setup):
+    # The role's arguments are validated once, for every host, in the rolling_update playbook's first play
+    # (entry point preflight): not first in a batch, after the lock was taken and every host prepared.
+    before = snapshot(fleet)
+    proc = run_playbook(
+        setup["inventory"], {**setup["extra"], "rollout_serial": 1, "rolling_update_keep_releases": "abc"}
+    )
+    assert snapshot(fleet) == before
+    assert proc.returncode != 0
+    assert "Validating arguments against arg spec 'preflight'" in proc.stdout, proc.stdout[-3000:]
+    assert "rolling_update_keep_releases" in proc.stdout
+    for later in ("Read this host on every load balancer", "Take the rollout lock", "Read the host and unpack"):
+        assert later not in proc.stdout
+    assert not os.path.exists(setup["extra"]["rollout_lock_path"])
+
+
 def test_bad_server_name_and_admin_down_stop_at_preflight_and_change_nothing(fleet, setup):
     # app3's server name would carry a second Runtime API command; app4 is in maintenance and
     # rolling_update_admin_down is left at "fail". Both are refused, the others still planned.
