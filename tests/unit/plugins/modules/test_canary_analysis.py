@@ -3,7 +3,6 @@
 """Argument handling of the canary_analysis module: main() in-process, counters scripted."""
 
 import base64
-import importlib
 import json
 import socket
 import threading
@@ -14,6 +13,7 @@ import yaml
 from ansible.module_utils.common.parameters import PASS_VARS
 
 from ansible_collections.zerodowntime.rollout.plugins.modules import canary_analysis
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_docs import documented_options
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import patch_module_args, run_main
 
 
@@ -54,26 +54,9 @@ def run_module(args, capsys):
     return run_main(canary_analysis, args, capsys)
 
 
-def documented_options(module):
-    """The module's doc and its options as ansible-doc shows them: its own and those of the collection's fragments."""
-    doc = yaml.safe_load(module.DOCUMENTATION)
-    options = {}
-    for name in doc.get("extends_documentation_fragment", []):
-        parts = name.split(".")  # zerodowntime.rollout.<fragment>[.<variable>]
-        if parts[:2] == ["zerodowntime", "rollout"]:
-            fragment = importlib.import_module(
-                "ansible_collections.zerodowntime.rollout.plugins.doc_fragments." + parts[2]
-            )
-            text = getattr(fragment.ModuleDocFragment, parts[3].upper() if len(parts) > 3 else "DOCUMENTATION")
-            options.update(yaml.safe_load(text).get("options") or {})
-    for name, entry in doc["options"].items():  # merged over a fragment's entry key by key, as ansible-doc does
-        options[name] = dict(options.get(name, {}), **entry)
-    return doc, options
-
-
 def test_argument_spec_matches_documentation():
     spec = canary_analysis.argument_spec()
-    doc, options = documented_options(canary_analysis)
+    doc, options = yaml.safe_load(canary_analysis.DOCUMENTATION), documented_options(canary_analysis)
     assert sorted(spec) == sorted(options)
     for name, opt in options.items():
         for key, default in (

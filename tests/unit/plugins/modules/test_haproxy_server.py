@@ -8,11 +8,11 @@ Works on ansible-core 2.17 (no ansible.module_utils.testing) and 2.21 (patch_mod
 import pytest
 import yaml
 
-from ansible_collections.zerodowntime.rollout.plugins.doc_fragments import haproxy as haproxy_fragment
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import server as _haproxy
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.modules import haproxy_server
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_docs import documented_options
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main as run_module
 
 
@@ -30,17 +30,9 @@ def fakes(monkeypatch):
     return instances
 
 
-def doc_options(module):
-    """The options as ansible-doc renders them: the collection's fragment, each option's own keys merged over it."""
-    options = yaml.safe_load(haproxy_fragment.ModuleDocFragment.DOCUMENTATION)["options"]
-    for name, own in yaml.safe_load(module.DOCUMENTATION)["options"].items():
-        options[name] = dict(options.get(name, {}), **own)
-    return options
-
-
 def test_argument_spec_matches_documentation():
     spec = haproxy_server.argument_spec()
-    options = doc_options(haproxy_server)
+    options = documented_options(haproxy_server)
     assert sorted(spec) == sorted(options)
     for name, opt in options.items():
         arg = spec[name]

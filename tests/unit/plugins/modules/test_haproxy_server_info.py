@@ -5,11 +5,11 @@
 import pytest
 import yaml
 
-from ansible_collections.zerodowntime.rollout.plugins.doc_fragments import haproxy as haproxy_fragment
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import info as _haproxy
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
 from ansible_collections.zerodowntime.rollout.plugins.modules import haproxy_server_info
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.haproxy.fake_haproxy import FakeHAProxy, make_server
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_docs import documented_options
 from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.module_runner import run_main
 
 
@@ -35,10 +35,7 @@ def fake(monkeypatch):
 def test_argument_spec_matches_documentation():
     spec = haproxy_server_info.argument_spec()
     doc = yaml.safe_load(haproxy_server_info.DOCUMENTATION)
-    # As ansible-doc renders them: the collection's fragment, each option's own keys merged over it.
-    options = yaml.safe_load(haproxy_fragment.ModuleDocFragment.DOCUMENTATION)["options"]
-    for name, own in doc["options"].items():
-        options[name] = dict(options.get(name, {}), **own)
+    options = documented_options(haproxy_server_info)
     assert sorted(spec) == sorted(options)
     for name, opt in options.items():
         for key, default in (("type", "str"), ("required", False), ("default", None), ("elements", None)):
