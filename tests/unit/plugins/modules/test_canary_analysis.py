@@ -143,7 +143,8 @@ def test_confidence_is_passed_through(counters, capsys):
 
 # --------------------------------------------------------------------------- no credentials in any output
 
-USER, PASSWORD = "deployer", "s3cr3tpw"
+USER = "deployer"
+PASSWORD = "s3cr3tpw"
 
 
 class PromHandler(BaseHTTPRequestHandler):
