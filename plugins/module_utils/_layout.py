@@ -57,6 +57,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._dirfd import
     trusted_uid,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._fd_lock import FdLock
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._release_errors import LayoutError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import natural_key, validate_version
 
@@ -249,15 +250,14 @@ class Layout:
 # --- the lock --------------------------------------------------------------------------------------
 
 
-class Lock:
+class Lock(FdLock):
     """``flock`` on ``PATH/.rollout.lock``: never through a link, created with mode 0600 whatever the umask, and
     refused unless it is a regular file of root or of the running user."""
 
     def __init__(self, path):
         self.path = path
-        self.fd = None
 
-    def _open(self):
+    def open_fd(self):
         flags = os.O_RDWR | os.O_NOFOLLOW | O_CLOEXEC
         for _attempt in range(10):
             try:
@@ -281,25 +281,14 @@ class Lock:
                 raise
         raise LayoutError("cannot create the lock file %s: it keeps disappearing." % self.path)
 
-    def __enter__(self):
-        fd = self._open()
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or not trusted_uid(info.st_uid):
-                raise LayoutError(
-                    "the lock file %s is not a regular file with a single link that belongs to %s: refused. Nothing "
-                    "was changed. Remove it (no run may be in progress), then run again." % (self.path, trusted_users())
-                )
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-        self.fd = None
+    def lock_fd(self, fd):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or not trusted_uid(info.st_uid):
+            raise LayoutError(
+                "the lock file %s is not a regular file with a single link that belongs to %s: refused. Nothing "
+                "was changed. Remove it (no run may be in progress), then run again." % (self.path, trusted_users())
+            )
+        fcntl.flock(fd, fcntl.LOCK_EX)
         return False
 
 

@@ -29,6 +29,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_sou
     sha256_file,
     shown,
 )
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._fd_lock import FdLock
 
 LOCK_POLL = 0.05
 
@@ -59,38 +60,29 @@ def private_dir(path):
     return path
 
 
-class _FileLock:
+class _FileLock(FdLock):
     """An exclusive ``flock`` on ``path``, waited for until ``deadline`` (a ``clock()`` value)."""
 
     def __init__(self, path, deadline, clock, sleep, what):
         self.path, self.deadline, self.clock, self.sleep, self.what = path, deadline, clock, sleep, what
-        self.fd = None
 
-    def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                if self.clock() >= self.deadline:
-                    raise ArtifactSourceError(
-                        "waited too long for another fork of this run fetching %s on the controller "
-                        "(download_timeout). Nothing was copied or unpacked; try again." % self.what
-                    )
-                self.sleep(LOCK_POLL)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        return self
+    def open_fd(self):
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
 
-    def __exit__(self, *exc):
-        os.close(self.fd)  # releases the lock
-        self.fd = None
+    def lock_fd(self, fd):
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if self.clock() >= self.deadline:
+                raise ArtifactSourceError(
+                    "waited too long for another fork of this run fetching %s on the controller "
+                    "(download_timeout). Nothing was copied or unpacked; try again." % self.what
+                )
+            self.sleep(LOCK_POLL)
 
 
 class ArtifactCache:
