@@ -10,15 +10,16 @@ import re
 
 import yaml
 
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.playbook_yaml import templates
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 ROLE = os.path.join(ROOT, "roles", "rolling_update")
 
 ROLE_PRIVATE = re.compile(r"(?<![A-Za-z0-9_])_{1,2}rolling_update_[a-z0-9_]+")
-PLAYBOOK_NAMES = re.compile(r"(?<![A-Za-z0-9_])_*rollout_[a-z0-9_]+")
+PLAYBOOK_PRIVATE = re.compile(r"(?<![A-Za-z0-9_])_+rollout_[a-z0-9_]+")
 
 
-EXPRESSION_KEYS = {"when", "that", "failed_when", "changed_when", "until", "loop"}
 JINJA = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
@@ -30,16 +31,10 @@ def yaml_files(top):
                 yield os.path.join(base, name)
 
 
-def expressions(node, key=None):
+def expressions(node):
     """The Jinja expressions of a parsed YAML document: inside {{ }} and {% %}, and the whole of a conditional."""
-    if isinstance(node, dict):
-        for k, value in node.items():
-            yield from expressions(value, k)
-    elif isinstance(node, list):
-        for value in node:
-            yield from expressions(value, key)
-    elif isinstance(node, str):
-        yield from [node] if key in EXPRESSION_KEYS else ["".join(m) for m in JINJA.findall(node)]
+    for source, bare in templates(node):
+        yield from [source] if bare else ["".join(m) for m in JINJA.findall(source)]
 
 
 def names(pattern, expression):
@@ -65,11 +60,10 @@ def test_the_playbooks_read_no_private_variable_of_the_role():
     assert found(ROLE_PRIVATE, PLAYBOOKS) == []
 
 
-def test_the_role_reads_no_variable_of_the_playbooks():
-    # rollout_plan is the collection's filter (zerodowntime.rollout.rollout_plan), not a playbook variable.
-    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "tasks"), allowed=("rollout_plan",)) == []
-    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "vars")) == []
-    assert found(PLAYBOOK_NAMES, os.path.join(ROLE, "defaults")) == []
+def test_the_role_reads_no_private_variable_of_the_playbooks():
+    # The public ones (rollout_*) are test_playbook_spec.py's: the role's tasks, vars and defaults read none.
+    for part in ("tasks", "vars", "defaults"):
+        assert found(PLAYBOOK_PRIVATE, os.path.join(ROLE, part)) == []
 
 
 def test_the_scan_sees_names_in_expressions_but_not_in_prose_or_string_literals():
@@ -79,7 +73,7 @@ def test_the_scan_sees_names_in_expressions_but_not_in_prose_or_string_literals(
     }
     text = " ".join(expressions(doc))
     assert names(ROLE_PRIVATE, text) == ["_rolling_update_plan_host", "__rolling_update_lb"]
-    assert names(PLAYBOOK_NAMES, text) == ["_rollout_x"]
+    assert names(PLAYBOOK_PRIVATE, text) == ["_rollout_x"]
 
 
 # Role inputs a playbook sets itself, in play or task vars (which win over the inventory): only those the role

@@ -27,6 +27,8 @@ import pytest
 import yaml
 from jinja2 import Environment, nodes
 
+from ansible_collections.zerodowntime.rollout.tests.unit.fixtures.playbook_yaml import templates
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SPECS = os.path.join(ROOT, "roles", "rolling_update", "meta", "argument_specs.yml")
 ENTRY_POINT = "playbook"
@@ -34,7 +36,6 @@ ENTRY_POINT = "playbook"
 # The playbook variables: rollout_*, and the one that carries the role's prefix but is the playbook's.
 PLAYBOOK_VAR_RE = re.compile(r"^(rollout_[a-z0-9_]+|rolling_update_rollback_scope)$")
 # Playbook keys whose value is a bare Jinja expression (no braces), as ansible-core templates them.
-CONDITIONAL_KEYS = ("when", "that", "changed_when", "failed_when", "until")
 # A conversion filter applied to a variable decides its type in the spec.
 CONVERSIONS = {"bool": "bool", "float": "float", "int": "int"}
 # A literal default of the playbooks that means the same as the spec's: the host pattern that matches no
@@ -75,19 +76,6 @@ def load_entry_point(name=ENTRY_POINT):
 
 
 # --------------------------------------------------------------------------- reading the playbooks
-
-
-def templates(node, key=None):
-    """(template source, is a bare expression) for every string value of a parsed playbook. Keys are not
-    templated (a ``vars:`` key or a ``set_fact`` key is a variable being defined, not read)."""
-    if isinstance(node, dict):
-        for k, value in node.items():
-            yield from templates(value, k)
-    elif isinstance(node, list):
-        for item in node:
-            yield from templates(item, key)
-    elif isinstance(node, str):
-        yield node, key in CONDITIONAL_KEYS
 
 
 def parse(source, bare):
@@ -357,7 +345,9 @@ def test_the_role_tasks_read_no_playbook_variable():
     found = []
     role = os.path.join(ROOT, "roles", "rolling_update")
     for path in sorted(
-        glob.glob(os.path.join(role, "tasks", "*.yml")) + glob.glob(os.path.join(role, "vars", "*.yml"))
+        glob.glob(os.path.join(role, "tasks", "*.yml"))
+        + glob.glob(os.path.join(role, "vars", "*.yml"))
+        + glob.glob(os.path.join(role, "defaults", "*.yml"))
     ):
         with open(path) as f:
             doc = yaml.safe_load(f)
