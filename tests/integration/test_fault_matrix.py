@@ -44,9 +44,6 @@ from tests.fixtures.fleet.sampler import RotationSampler
 
 pytestmark = pytest.mark.integration
 
-PREFLIGHT = os.path.join(ROOT, "roles", "rolling_update", "tasks", "preflight.yml")
-NAME_CHECK_TASK = "Check the variables"
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -477,27 +474,6 @@ def test_r7_concurrent_rollout_is_refused_and_the_first_completes(fleet_factory,
 
 
 # --------------------------------------------------------------------------- R8
-
-
-def test_r8_name_rule_is_the_modules_rule():
-    """The role checks names with the same pattern as the modules (one rule, two places)."""
-    from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy import names as rt
-
-    with open(PREFLIGHT) as f:
-        tasks = yaml.safe_load(f)
-    # The preflight tasks sit in one block (its module_defaults).
-    tasks = [t for top in tasks for t in top.get("block", [top])]
-    task = next(t for t in tasks if t.get("name") == NAME_CHECK_TASK)
-    pattern = task["vars"]["__rolling_update_name_pattern"]
-    assert pattern == rt._NAME_RE.pattern
-    for name in ["app1", "be_app.v2:8080", "web-1", "a;b", "app\n", "app\nshow", "", "x y", "ä", "a/b", "a#b"]:
-        role_ok = re.fullmatch(pattern, name) is not None
-        try:
-            rt.validate_name(name)
-            module_ok = True
-        except Exception:  # ValidationError
-            module_ok = False
-        assert role_ok == module_ok, name
 
 
 @pytest.fixture(scope="module")
