@@ -24,6 +24,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import (
     format_bytes,
+    is_s3,
     is_url,
     parse_checksum,
     parse_free_space,
@@ -38,10 +39,6 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 class ArtifactSourceError(RolloutError):
     """The artifact could not be obtained, verified or copied. Nothing was unpacked."""
-
-
-def is_s3(src):
-    return isinstance(src, str) and src[:5].lower() == "s3://"
 
 
 def parse_s3_url(src):

@@ -159,6 +159,10 @@ def is_url(src):
     return isinstance(src, str) and src.lower().startswith(("http://", "https://"))
 
 
+def is_s3(src):
+    return isinstance(src, str) and src[:5].lower() == "s3://"
+
+
 def url_path(url):
     """The path of an http(s) URL, without its query and fragment (for the archive's file name)."""
     rest = url.partition("://")[2]

@@ -271,7 +271,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import is_s3, resolve  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import resolve  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._download import make_fetch  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import (  # noqa: E402
@@ -281,6 +281,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._http import 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._module_main import run_module  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._prepare import prepare_app  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._service import Service, deadline_runner  # noqa: E402
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import is_s3  # noqa: E402
 
 RELEASE_OPTIONS = ("checksum", "allow_unverified", "keep", "min_free_space", "shared_paths", "owner", "group")
 

@@ -12,11 +12,10 @@ value, with URLs redacted. Pure: no Ansible, no I/O.
 import json
 import re
 
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._artifact_source import is_s3
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import validate_name
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import is_url
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import is_s3, is_url
 
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 CHECKSUM_RE = re.compile(r"sha256:[0-9a-fA-F]{64}")
