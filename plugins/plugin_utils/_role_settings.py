@@ -160,14 +160,36 @@ def _lb_errors(s):
     return out
 
 
+def _canary_errors(s):
+    """The canary's baseline exclusions are concatenated with the surge servers: a list of HAProxy names."""
+    out = []
+    for variable in ("rolling_update_canary_exclude", "rolling_update_surge_servers"):
+        names = s.get(variable, [])
+        if not isinstance(names, list):
+            out.append(
+                "%s must be a list of HAProxy server names (got %s); on the command line give it as JSON, for "
+                'example -e \'{"%s": ["web9"]}\'.' % (variable, _shown(names), variable)
+            )
+            continue
+        for name in names:
+            try:
+                validate_name(name)
+            except ValidationError:
+                out.append("invalid HAProxy server name in %s: %s." % (variable, _shown(name)))
+    return out
+
+
 def check(settings, host):
     """``{'ok', 'errors', 'msg'}`` for one host's settings (a dict keyed by the role's variable names).
 
-    ``rolling_update_haproxy_delegate_to`` is given as a list (the role flattens it). The HAProxy names are checked
-    only with ``rolling_update_lb`` haproxy."""
+    ``rolling_update_haproxy_delegate_to`` is given as a list (the role flattens it). The HAProxy names, and the
+    canary's lists of them, are checked only with ``rolling_update_lb`` haproxy."""
     s = settings if isinstance(settings, dict) else {}
-    errors = _name_errors(s) if s.get("rolling_update_lb") == "haproxy" else []
+    haproxy = s.get("rolling_update_lb") == "haproxy"
+    errors = _name_errors(s) if haproxy else []
     names_bad = bool(errors)
+    if haproxy:
+        errors.extend(_canary_errors(s))
     for rules in (_version_errors, _artifact_errors, _host_errors, _lb_errors):
         errors.extend(rules(s))
     if not errors:

@@ -176,3 +176,30 @@ def test_too_little_traffic_follows_on_inconclusive(small_fleet, tmp_path, on_in
         assert "4.0s window" in line  # the first window and one extension
         assert "not promoted without enough traffic" in proc.stdout and "after 1 extension(s)" in proc.stdout
         assert windows == 2
+
+
+def test_a_canary_exclusion_given_as_a_string_is_refused_before_anything_is_read(small_fleet, tmp_path):
+    """``-e rolling_update_canary_exclude=app2`` is a string: the argument spec accepts it (it converts a copy), and
+    the canary's list of exclusions would fail after the canary host was deployed. Preflight refuses it instead."""
+    from tests.fixtures.fleet.haproxy import server_snapshot
+
+    fleet = small_fleet
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
+    before = server_snapshot(fleet.lb.admin_socket)
+    extra = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_canary": True,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
+    proc = run_playbook(inv, extra, args=["-e", "rolling_update_canary_exclude=app2"])
+    assert proc.returncode != 0
+    assert 'rolling_update_canary_exclude must be a list of HAProxy server names (got \\"app2\\")' in proc.stdout, (
+        proc.stdout[-3000:]
+    )
+    assert "Read this host on every load balancer" not in proc.stdout
+    assert "Take the rollout lock" not in proc.stdout
+    assert server_snapshot(fleet.lb.admin_socket) == before
+    assert versions(fleet) == {"app1": "v1", "app2": "v1"}

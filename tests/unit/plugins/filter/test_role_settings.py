@@ -150,3 +150,17 @@ def test_a_url_in_a_message_loses_its_credentials():
     assert result["ok"] is False
     assert "s3cret" not in result["msg"]
     assert "example.test" in result["msg"]
+
+
+@pytest.mark.parametrize("variable", ["rolling_update_canary_exclude", "rolling_update_surge_servers"])
+def test_the_canary_lists_must_be_lists_of_haproxy_names(variable):
+    # A string given with -e passes the argument spec (it converts a copy) but would fail the canary's Jinja
+    # concatenation after the canary host was deployed: refused in preflight instead.
+    result = role_settings(settings(**{variable: "web9"}), "h")
+    assert result["ok"] is False
+    assert '%s must be a list of HAProxy server names (got "web9")' % variable in result["msg"]
+    assert '-e \'{"%s": ["web9"]}\'' % variable in result["msg"]
+    result = role_settings(settings(**{variable: ["web9", "a;b"]}), "h")
+    assert result["errors"] == ['invalid HAProxy server name in %s: "a;b".' % variable]
+    assert role_settings(settings(**{variable: ["web9"]}), "h")["ok"] is True
+    assert role_settings(settings(**{variable: "web9", "rolling_update_lb": "none"}), "h")["ok"] is True
