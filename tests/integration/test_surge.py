@@ -9,6 +9,7 @@ One fleet (app1..app4 regular, app5 the surge host) is shared by the tests of th
 import json
 import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -89,12 +90,12 @@ def extra_vars(fleet, version, **more):
     }
 
 
-def roll(fleet, extra, args=(), playbook="zerodowntime.rollout.rolling_update", env=None):
+def roll(fleet, extra, args=(), playbook="zerodowntime.rollout.rolling_update", env=None, stdin=None):
     """Run a playbook under load with HAProxy sampled every 100 ms; returns (process, load summary, sampler)."""
     sampler = RotationSampler(fleet.admin_socket, fleet.backend, interval=0.1).start()
     load = LoadGenerator(fleet.frontend_url + "/version", rate=RATE).start()
     try:
-        proc = run_playbook(fleet.inventory, extra, args=args, playbook=playbook, env=env)
+        proc = run_playbook(fleet.inventory, extra, args=args, playbook=playbook, env=env, stdin=stdin)
     finally:
         summary = load.stop()
         sampler.stop()
@@ -277,5 +278,28 @@ def test_a_failing_regular_host_is_rolled_back_and_the_surge_host_taken_out_befo
         assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
     assert all(stat(fleet.admin_socket)[n]["status"] == "UP" for n in REGULAR)
     # The surge host: drained, in MAINT, stopped before the halt; the lock released.
+    assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
+    assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+
+
+@pytest.mark.latest_only
+def test_a_closed_manual_gate_takes_the_surge_host_out_before_the_halt(fleet):
+    """No terminal to answer the gate (AWX, CI): the rollout halts after the first batch, as without surge hosts, and
+    the surge host does not stay in rotation with the new release: drained, MAINT, stopped, then the lock released."""
+    before = state(fleet)
+    proc, summary, sampler = roll(fleet, extra_vars(fleet, "v5", rollout_manual_gate=True), stdin=subprocess.DEVNULL)
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "Stopped at the manual gate after app1 (no answer" in proc.stdout, out
+    assert "The surge hosts (app5) were drained, put in MAINT and stopped, and the lock is released." in proc.stdout
+    assert summary.failed == 0, summary.format()
+    assert min(in_rotation_counts(sampler)) >= 4 and max(in_rotation_counts(sampler)) == 5
+    # app1 (the batch before the gate) runs v5 and stays in rotation; the other regular hosts were not touched.
+    after = state(fleet)
+    assert host_version(fleet.host("app1")) == "v5"
+    for name in ("app2", "app3", "app4"):
+        assert after["hosts"][name]["pid"] == before["hosts"][name]["pid"]
+        assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
+    assert all(stat(fleet.admin_socket)[n]["status"] == "UP" for n in REGULAR)
     assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
     assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
