@@ -262,7 +262,7 @@ def test_s3_without_checksum_is_refused_before_any_drain(fleet2, tmp_path, moto_
     )
     assert proc.returncode != 0
     # Refused by the role's preflight, before the lock is taken (app_prepare would refuse it too).
-    assert "s3:// artifacts need rolling_update_artifact_checksum" in proc.stdout, proc.stdout[-4000:]
+    assert "is an s3:// URL: give rolling_update_artifact_checksum" in proc.stdout, proc.stdout[-4000:]
     assert admin_states(fleet2) == haproxy_before and sampler.max_out_of_rotation() == 0
     assert not [g for g in gets if "/releases/" in g]
 
