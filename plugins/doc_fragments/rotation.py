@@ -89,6 +89,8 @@ options:
     description:
       - With O(state=weighted), the percentage of the backend's traffic that the servers of O(batch) (default
         O(server)) take together, more than 0 and less than 100. Required with O(state=weighted).
+      - With O(state=in), the same share, given to O(batch) before the server goes back in rotation (a weighted
+        canary); without it the weights are left alone.
     type: float
   on_timeout:
     description:

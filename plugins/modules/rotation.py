@@ -32,6 +32,8 @@ description:
     The original weights of every server go to a weights record (C(<state_dir>/rotation/haproxy_weights-*.json), one
     per backend) before the first weight is changed; a share that no weights up to 256 come within a point (or a
     quarter of the share) of is refused with nothing changed."
+  - O(state=in) with O(share) sets those weights first, while the servers of O(batch) are still out of rotation, so a
+    weighted canary never takes a round-robin share of the traffic; then it sets the server ready and waits.
   - O(state=unweighted) puts the weights of the weights record back and removes it (nothing to do without a record).
     O(state=out) does the same first when an interrupted run left a weights record, so the next run's drain puts the
     weights back.
@@ -226,11 +228,12 @@ weights_record:
   type: dict
 weights_record_path:
   description: Where the backend's weights record is kept on this host.
-  returned: when O(state) is V(weighted) or V(unweighted)
+  returned: when O(state) is V(weighted) or V(unweighted), or O(state=in) with O(share)
   type: str
 achieved:
-  description: With O(state=weighted), the share (percent) the new weights give the batch, the lowest over the sockets.
-  returned: when O(state=weighted)
+  description: With O(state=weighted) (or O(state=in) with O(share)), the share (percent) the new weights give the
+    batch, the lowest over the sockets.
+  returned: when O(state=weighted), or O(state=in) with O(share)
   type: float
   sample: 10.0
 restored:
@@ -269,6 +272,12 @@ record_path:
   description: Where the resume record is kept on this host.
   returned: always
   type: str
+weights:
+  description: With O(state=in) and O(share), per socket the weights set before the server went back in rotation, as
+    RV(sockets) gives them with O(state=weighted).
+  returned: when O(state=in) with O(share), with O(provider=haproxy)
+  type: list
+  elements: dict
 sockets:
   description: With O(state=read), every socket's backend as M(zerodowntime.rollout.haproxy_server_info) returns
     it; with O(state=weighted) or O(state=unweighted), per socket the weights C(before) and C(after) and the

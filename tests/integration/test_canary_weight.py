@@ -35,6 +35,7 @@ class WeightSampler:
     def __init__(self, sock, backend):
         self.sock, self.backend = sock, backend
         self.samples = []
+        self.statuses = []  # (epoch, {server: HAProxy status}), read with the weights
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -44,6 +45,7 @@ class WeightSampler:
             try:
                 stats = server_stats(self.sock, self.backend)
                 self.samples.append((t, {name: s["weight"] for name, s in stats.items()}))
+                self.statuses.append((t, {name: s["status"] for name, s in stats.items()}))
             except Exception:  # noqa: BLE001 - a missed sample only narrows the window seen
                 pass
             self._stop.wait(0.1)
@@ -61,6 +63,18 @@ class WeightSampler:
         """(first, last) epoch at which the weights read were the weighted ones, or None."""
         times = [t for t, weights in self.samples if weights == WEIGHTED]
         return (times[0], times[-1]) if times else None
+
+    def unweighted_in_rotation(self, name, before):
+        """Epochs at which ``name``, back in rotation after its drain and before ``before``, still had the original
+        weights: the time a canary took a round-robin share."""
+        out, drained = [], False
+        for (t, weights), (_t, statuses) in zip(self.samples, self.statuses):
+            status = statuses.get(name, "")
+            if not status.startswith("UP"):
+                drained = True
+            elif drained and t < before and weights == ORIGINAL:
+                out.append(t)
+        return out
 
     def other_weights(self):
         """Every set of weights seen that is neither the original nor the weighted one."""
@@ -126,6 +140,9 @@ def test_weighted_canary_takes_its_share_and_the_weights_come_back_after_a_pass(
     # ... and the original ones once it passed.
     assert weights_now(fleet) == ORIGINAL
     assert sampler.samples[-1][1] == ORIGINAL
+    # The canary had its share from its first moment back in rotation: the weights were set before it went back,
+    # so no sample shows it in rotation with the original (round-robin) weights between its drain and the weighting.
+    assert sampler.unweighted_in_rotation("app1", span[0]) == [], sampler.statuses[:40]
     # The canary's share of the responses inside that span, from the users' side.
     inside = [r for r in summary.records if span[0] <= r.t <= span[1] and r.ok]
     canary = [r for r in inside if r.served_by == served_by(fleet, "app1")]

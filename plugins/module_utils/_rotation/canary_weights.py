@@ -60,11 +60,15 @@ class CanaryWeights:
                 ) from exc
         return done
 
-    def set_canary_weights(self, batch=None, share=None, run_id=None, version=None, check_mode=False, diff=False):
+    def set_canary_weights(
+        self, batch=None, share=None, run_id=None, version=None, check_mode=False, diff=False, returning=False
+    ):
         """Give ``batch`` ``share`` percent of the backend's traffic on every socket (see :func:`plan_weights`).
 
         The original weights of every server go to the weights record before the first ``set weight``; a record that
-        is already there (an interrupted run) keeps its originals, and they are the base of the plan."""
+        is already there (an interrupted run) keeps its originals, and they are the base of the plan. ``returning``:
+        the batch is out of rotation now and goes back in right after (``put_back`` with a share), so its servers
+        count as taking traffic."""
         batch = [validate_name(name, "batch server") for name in batch] if batch else [self.server]
         share = validate_share(share)
         start = self.clock()
@@ -89,7 +93,7 @@ class CanaryWeights:
             current = {name: srv.get("weight") for name, srv in servers.items()}
             base = dict(current)
             base.update({n: w for n, w in (recorded.get(sock) or {}).items() if n in base})
-            rotating = [name for name, srv in servers.items() if in_rotation(srv)]
+            rotating = [name for name, srv in servers.items() if in_rotation(srv) or (returning and name in batch)]
             try:
                 plan = plan_weights(base, batch, share, rotating)
             except ValidationError as exc:

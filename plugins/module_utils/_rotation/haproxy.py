@@ -229,18 +229,34 @@ class HAProxyRotation(CanaryWeights):
             result["msg"] += " " + capacity["msg"]
         return result
 
-    def put_back(self, timeout=120, poll_interval=0.25, check_mode=False, diff=False):
-        """Set ready, wait until steadily UP everywhere, remove the resume record."""
+    def put_back(
+        self, timeout=120, poll_interval=0.25, check_mode=False, diff=False, share=None, batch=None, version=None
+    ):
+        """Set ready, wait until steadily UP everywhere, remove the resume record.
+
+        With ``share`` (a weighted canary), ``batch`` gets that share of the backend's traffic first
+        (:meth:`set_canary_weights`), while it is still out of rotation: it never takes a round-robin share."""
+        start = self.clock()
+        weighted = None
+        if share is not None:
+            weighted = self.set_canary_weights(
+                batch=batch, share=share, version=version, check_mode=check_mode, diff=diff, returning=True
+            )
         result = self._set_and_wait(
             "ready",
             "enable",
-            self.clock(),
+            start,
             timeout=timeout,
             poll_interval=poll_interval,
             check_mode=check_mode,
             diff=diff,
         )
         result["record_removed"] = False if check_mode else self.records.remove(self.key)
+        if weighted is not None:
+            result["changed"] = result["changed"] or weighted["changed"]
+            result["msg"] = weighted["msg"] + " " + result["msg"]
+            result.update(achieved=weighted["achieved"], weights_record_path=weighted["weights_record_path"])
+            result["weights"] = weighted["sockets"]
         return result
 
     def _set_and_wait(self, state, step, start, **options):
@@ -296,6 +312,9 @@ def run_rotation(provider, state, params, check_mode=False, diff=False, connect=
             poll_interval=params.get("poll_interval", 0.25),
             check_mode=check_mode,
             diff=diff,
+            share=params.get("share"),
+            batch=params.get("batch"),
+            version=params.get("version"),
         )
     if state == "weighted":
         return member.set_canary_weights(

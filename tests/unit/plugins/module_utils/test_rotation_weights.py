@@ -190,3 +190,46 @@ def test_run_rotation_weighted_then_unweighted(rig):
     assert result["achieved"] == 10.0 and rig.weights(A) == WEIGHTED
     result = run_rotation("haproxy", "unweighted", params, connect=rig.connect)
     assert result["restored"] is True and rig.weights(A) == ORIGINAL
+
+
+def test_put_back_with_a_share_weights_the_canary_before_it_goes_back_in_rotation(rig):
+    # app1 is out of rotation (drained by the transaction), as a canary is before its enable.
+    rig.member.take_out(batch=["app1"])
+    assert rig.weights(A) == ORIGINAL
+    result = rig.member.put_back(share=10, batch=["app1"], version="v2")
+    assert result["changed"] is True and result["achieved"] == 10.0
+    assert rig.weights(A) == WEIGHTED and rig.weights(B) == WEIGHTED
+    for address in (A, B):
+        log = rig.fakes[address].changes()
+        ready = log.index("set server app/app1 state ready")
+        # Every 'set weight' went out before the server was set ready: it never took a round-robin share.
+        assert ready > max(i for i, c in enumerate(log) if " weight " in c), log
+    assert [e["socket"] for e in result["weights"]] == [A, B]
+    assert result["steps"][0]["name"] == "enable" and len(result["steps"]) == 1
+    assert result["msg"].startswith("Gave app1 10% of backend app's traffic")
+    assert os.path.exists(rig.weights_path)  # the canary's analysis ends with 'unweighted' (or a drain) later
+
+
+def test_put_back_with_a_share_for_a_batch_of_two_gives_both_the_same_weight_and_the_second_call_changes_none(rig):
+    rig.member.take_out(batch=["app1", "app2"])
+    first = rig.member.put_back(share=20, batch=["app1", "app2"])
+    weights = rig.weights(A)
+    assert weights["app1"] == weights["app2"] and weights["app3"] == weights["app4"] > weights["app1"]
+    second = rig.make("app2").put_back(share=20, batch=["app1", "app2"])
+    assert rig.weights(A) == weights
+    assert first["achieved"] == second["achieved"] and "Already gave" in second["msg"]
+
+
+def test_put_back_with_a_share_in_check_mode_changes_nothing(rig):
+    rig.member.take_out(batch=["app1"])
+    before = rig.changes()
+    result = rig.member.put_back(share=10, batch=["app1"], check_mode=True)
+    assert result["changed"] is True and rig.changes() == before
+    assert rig.weights(A) == ORIGINAL and not os.path.exists(rig.weights_path)
+
+
+def test_put_back_without_a_share_leaves_the_weights_alone(rig):
+    rig.member.take_out(batch=["app1"])
+    result = rig.member.put_back()
+    assert "achieved" not in result and "weights" not in result
+    assert not any(" weight " in c for c in rig.fakes[A].changes())
