@@ -173,7 +173,7 @@ def _canary_errors(s):
             continue
         for name in names:
             try:
-                validate_name(name)
+                validate_name(str(name) if isinstance(name, int) and not isinstance(name, bool) else name)
             except ValidationError:
                 out.append("invalid HAProxy server name in %s: %s." % (variable, _shown(name)))
     return out

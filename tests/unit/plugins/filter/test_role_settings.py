@@ -163,4 +163,5 @@ def test_the_canary_lists_must_be_lists_of_haproxy_names(variable):
     result = role_settings(settings(**{variable: ["web9", "a;b"]}), "h")
     assert result["errors"] == ['invalid HAProxy server name in %s: "a;b".' % variable]
     assert role_settings(settings(**{variable: ["web9"]}), "h")["ok"] is True
+    assert role_settings(settings(**{variable: [12]}), "h")["ok"] is True  # the module takes it as "12"
     assert role_settings(settings(**{variable: "web9", "rolling_update_lb": "none"}), "h")["ok"] is True
