@@ -257,6 +257,9 @@ class HAProxyRotation(CanaryWeights):
             result["msg"] = weighted["msg"] + " " + result["msg"]
             result.update(achieved=weighted["achieved"], weights_record_path=weighted["weights_record_path"])
             result["weights"] = weighted["sockets"]
+            if diff and "diff" in weighted:
+                # Ansible shows a list of diffs one after the other: the weights, then the admin state.
+                result["diff"] = [weighted["diff"]] + ([result["diff"]] if "diff" in result else [])
         return result
 
     def _set_and_wait(self, state, step, start, **options):

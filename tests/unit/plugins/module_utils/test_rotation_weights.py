@@ -233,3 +233,10 @@ def test_put_back_without_a_share_leaves_the_weights_alone(rig):
     result = rig.member.put_back()
     assert "achieved" not in result and "weights" not in result
     assert not any(" weight " in c for c in rig.fakes[A].changes())
+
+
+def test_put_back_with_a_share_in_diff_mode_shows_the_weights_then_the_state(rig):
+    rig.member.take_out(batch=["app1"])
+    result = rig.member.put_back(share=10, batch=["app1"], diff=True)
+    assert isinstance(result["diff"], list) and len(result["diff"]) == 2
+    assert result["diff"][0]["before"][A] == ORIGINAL and result["diff"][0]["after"][A] == WEIGHTED
