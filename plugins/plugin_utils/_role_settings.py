@@ -54,14 +54,20 @@ def _number(value):
         return None
 
 
+def _is_haproxy_name(value):
+    """The modules' rule (``validate_name``); an integer counts as its digits, as the modules' str options take it."""
+    try:
+        validate_name(str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+    except ValidationError:
+        return False
+    return True
+
+
 def _name_errors(s):
     out = []
     for variable in NAME_VARIABLES:
         value = s.get(variable)
-        name = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        try:
-            validate_name(name)
-        except ValidationError:
+        if not _is_haproxy_name(value):
             out.append(
                 "invalid HAProxy name in %s %s: HAProxy backend and server names may only contain letters, digits, "
                 "'-', '_', '.' and ':'; any other character, such as ';' or a newline, could carry a second command "
@@ -171,11 +177,11 @@ def _canary_errors(s):
                 'example -e \'{"%s": ["web9"]}\'.' % (variable, _shown(names), variable)
             )
             continue
-        for name in names:
-            try:
-                validate_name(str(name) if isinstance(name, int) and not isinstance(name, bool) else name)
-            except ValidationError:
-                out.append("invalid HAProxy server name in %s: %s." % (variable, _shown(name)))
+        out.extend(
+            "invalid HAProxy server name in %s: %s." % (variable, _shown(name))
+            for name in names
+            if not _is_haproxy_name(name)
+        )
     return out
 
 
