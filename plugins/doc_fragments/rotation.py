@@ -29,6 +29,9 @@ options:
       - Servers of O(backend) taken out together with O(server) (the rollout batch), or with the AWS providers the
         target ids taken out together with O(target_id) (every port of each). The capacity guard counts them all as
         out of rotation. Defaults to O(server) (O(target_id)) alone.
+      - With O(state=read) and O(provider=haproxy), read these servers of O(backend) too, from the same read of each
+        socket, with their resume records (RV(batch_reads)); one call then reads a whole batch. The AWS providers
+        ignore it there.
     type: list
     elements: str
   min_healthy:

@@ -31,6 +31,9 @@ options:
     description:
       - The registered (looped) result of M(zerodowntime.rollout.rotation) O(state=read), one result per HAProxy host,
         or the one AWS read; empty without a load balancer.
+      - A read with O(zerodowntime.rollout.rotation#module:batch) (the role reads every host of a batch in one call
+        per HAProxy host) answers for the server C(server) of O(options) from its C(batch_reads); a batch read that
+        does not name that server counts as an HAProxy that did not answer for it.
     type: raw
     required: true
   options:
@@ -61,13 +64,24 @@ _value:
 """
 
 
-def _lb_rows(lbs):
+def _server_part(result, server):
+    """A batch read (rotation state=read with batch) answers for each server of it: ``server``'s part of it."""
+    reads = result.get("batch_reads")
+    if not isinstance(reads, dict) or result.get("failed"):
+        return result
+    if server is not None and str(server) in reads:
+        return dict(result, **reads[str(server)])
+    return {"item": result.get("item"), "failed": True, "msg": "the batch read has no answer for server %s." % server}
+
+
+def _lb_rows(lbs, server=None):
     if isinstance(lbs, dict):
         lbs = lbs.get("results", [lbs])
     rows, unreachable = [], []
     for result in lbs or []:
         if not isinstance(result, dict) or result.get("skipped"):
             continue
+        result = _server_part(result, server)
         where = result.get("item") or "localhost"
         if result.get("failed") or "members" not in result:
             unreachable.append("[%s] %s" % (where, result.get("msg") or "no answer"))
@@ -121,7 +135,7 @@ def host_decision(app, lbs, options):
     host = options.get("host", "this host")
     version = options.get("version")
     lb = options.get("lb", "haproxy")
-    rows, unreachable = _lb_rows(lbs if lb == "haproxy" else [])
+    rows, unreachable = _lb_rows(lbs if lb == "haproxy" else [], options.get("server"))
     out = {"action": "roll", "msg": "", "in_rotation": None, "admin_down": False, "resumed": False, "lbs": rows}
     # A weighted canary of an interrupted run left its weights record on an HAProxy host (the role puts the
     # weights back after the lock, before any drain).

@@ -260,6 +260,21 @@ members:
   returned: when O(state=read)
   type: list
   elements: dict
+batch_reads:
+  description:
+    - With O(batch), per server of the batch (O(server) included) what RV(found), RV(in_rotation), RV(admin_down),
+      RV(members), RV(record) and RV(record_path) give for O(server), plus C(missing) (the sockets that do not know
+      it), from the same read of each socket.
+  returned: when O(state=read) with O(batch) and O(provider=haproxy)
+  type: dict
+  sample: {"web2": {"found": true, "missing": [], "in_rotation": true, "admin_down": false, "members": [],
+           "record": null, "record_path": "/var/lib/zerodowntime-rollout/rotation/haproxy-be_app-web2-1a2b.json"}}
+read_for:
+  description:
+    - With O(batch), what was read, C(backend), C(sockets) (as given, normalised) and C(state_dir); also when the read
+      failed, so that a caller can tell whether it answers for another server's settings.
+  returned: when O(state=read) with O(batch) and O(provider=haproxy)
+  type: dict
 record:
   description:
     - The resume record left by a rollout that took the server out, or null.

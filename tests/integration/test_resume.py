@@ -12,7 +12,15 @@ import pytest
 
 from conftest import destroy_fleet, make_fleet
 from tests.fixtures.fleet.loadgen import LoadGenerator
-from tests.fixtures.fleet.playbook import PLAYBOOK, ROOT, ansible_env, resume_record_path, run_playbook, write_inventory
+from tests.fixtures.fleet.playbook import (
+    PLAYBOOK,
+    ROOT,
+    ansible_env,
+    host_version,
+    resume_record_path,
+    run_playbook,
+    write_inventory,
+)
 from tests.fixtures.fleet.release import build_artifact
 from tests.fixtures.fleet.sampler import RotationSampler
 
@@ -85,4 +93,72 @@ def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tm
     assert all(s["status"] == "UP" for s in fleet.servers().values()), fleet.servers()
     assert not os.path.exists(tmp_path / "rollout.lock")
     assert sampler.max_out_of_rotation() <= 1
+    assert summary.failed == 0, summary.format()
+
+
+def test_a_host_with_its_own_state_dir_reads_itself_and_resumes_from_its_own_record(fleet, tmp_path):
+    """Preflight reads every host of the batch in one call per HAProxy host, with the first host's settings. app3
+    keeps its resume records elsewhere (its own rolling_update_state_dir) and was left drained by a rollout there:
+    it must read HAProxy itself, find its record and roll. Read with app1's state_dir, it would look taken out by
+    someone else and be refused."""
+    import yaml
+
+    own_state = str(tmp_path / "app3-lb-state")
+    artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
+    inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
+    with open(inv) as f:
+        data = yaml.safe_load(f)
+    data["all"]["children"]["app"]["hosts"]["app3"]["rolling_update_state_dir"] = own_state
+    with open(inv, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    # A rollout took app3 out with its own state_dir (the drain writes the record before its command).
+    drain = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible"),
+            "localhost",
+            "-i",
+            inv,
+            "-m",
+            "zerodowntime.rollout.rotation",
+            "-a",
+            json.dumps(
+                {
+                    "state": "out",
+                    "backend": fleet.data["backend"],
+                    "server": "app3",
+                    "sockets": [fleet.data["admin_socket"]],
+                    "state_dir": own_state,
+                }
+            ),
+        ],
+        env=ansible_env(),
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert drain.returncode == 0, drain.stdout[-3000:]
+    own_record = resume_record_path(fleet, "app3").replace(os.path.join(fleet.dir, "lb-state"), own_state)
+    assert os.path.exists(own_record) and fleet.servers()["app3"]["status"] != "UP"
+
+    extra = {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_health_interval": 0.2,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
+    load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=50.0).start()
+    try:
+        proc = run_playbook(inv, extra)
+    finally:
+        summary = load.stop()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    # Only app3 read the load balancers itself; app1 and app2 took their part of the batch read.
+    included = [line for line in proc.stdout.splitlines() if "read_lb.yml" in line and line.startswith("included:")]
+    assert len(included) == 1 and included[0].endswith(" for app3"), included
+    assert "drained by an earlier rollout" in proc.stdout
+    assert all(host_version(h) == "v2" for h in fleet.data["hosts"])
+    assert all(s["status"] == "UP" for s in fleet.servers().values()), fleet.servers()
+    assert not os.path.exists(own_record)
     assert summary.failed == 0, summary.format()

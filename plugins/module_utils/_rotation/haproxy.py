@@ -91,11 +91,13 @@ class HAProxyRotation(CanaryWeights):
             )
         return reads
 
-    def _views(self, reads):
+    def _views(self, reads, server=None):
+        """Per socket, ``server`` (default: this member's server) as that socket's read shows it."""
+        server = self.server if server is None else server
         views = []
         for read in reads:
             servers = read["backends"].get(self.backend, {}).get("servers", {})
-            srv = servers.get(self.server)
+            srv = servers.get(server)
             views.append(
                 {
                     "socket": read["socket"],
@@ -121,12 +123,25 @@ class HAProxyRotation(CanaryWeights):
             )
         return rows
 
-    def read(self):
-        """The member on every socket: ``found``, ``in_rotation``, ``admin_down``, ``record``, ``sockets``."""
-        reads = self._read_all()
+    def read(self, batch=None):
+        """The member on every socket: ``found``, ``in_rotation``, ``admin_down``, ``record``, ``sockets``.
+
+        With ``batch`` (server names of the same backend), every one of them from the same read of each socket, in
+        ``batch_reads`` (server name -> ``found``, ``missing``, ``in_rotation``, ``admin_down``, ``members``,
+        ``record``, ``record_path``): one call reads a whole batch, for example every host of a rollout in its
+        preflight. ``read_for`` says what was read (``backend``, ``sockets``, ``state_dir``), on a failure too, so
+        that a caller can tell whether the read answers for a member of another host's settings.
+        """
+        names = self._batch_names(batch)
+        try:
+            reads = self._read_all()
+        except RolloutError as exc:
+            if names is not None:
+                exc.details["read_for"] = self._read_for()
+            raise
         views = self._views(reads)
         record = self.records.read(self.key)
-        return {
+        result = {
             "changed": False,
             "provider": self.provider,
             "backend": self.backend,
@@ -150,6 +165,44 @@ class HAProxyRotation(CanaryWeights):
                 "; drained by an earlier rollout (resume record)" if record else "",
             ),
         }
+        if names is not None:
+            result["batch_reads"] = {name: self._server_read(reads, name) for name in names}
+            result["read_for"] = self._read_for()
+            result["msg"] = "%s/%s and %d more server(s) of the batch on %d socket(s)." % (
+                self.backend,
+                self.server,
+                len([n for n in names if n != self.server]),
+                len(views),
+            )
+        return result
+
+    def _batch_names(self, batch):
+        """``batch`` checked (every name before any socket is read), this member's server included; or None."""
+        if batch is None:
+            return None
+        names = [self.server]
+        for name in batch:
+            name = validate_name(name, "batch server")
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _server_read(self, reads, server):
+        """One server of the backend as :meth:`read` gives the member, from reads already made."""
+        views = self._views(reads, server)
+        key = record_key(self.provider, self.sockets, "%s-%s" % (self.backend, server))
+        return {
+            "found": all(v["found"] for v in views),
+            "missing": [v["socket"] for v in views if not v["found"]],
+            "in_rotation": all(v["in_rotation"] for v in views),
+            "admin_down": any(v["found"] and v["admin_state"] != "ready" for v in views),
+            "members": views,
+            "record": self.records.read(key),
+            "record_path": self.records.path(key),
+        }
+
+    def _read_for(self):
+        return {"backend": self.backend, "sockets": list(self.sockets), "state_dir": self.records.state_dir}
 
     # -- changing --------------------------------------------------------------------------
 
@@ -296,7 +349,7 @@ def run_rotation(provider, state, params, check_mode=False, diff=False, connect=
         params["sockets"], params["backend"], params["server"], params["state_dir"], connect=connect
     )
     if state == "read":
-        return member.read()
+        return member.read(batch=params.get("batch"))
     if state == "out":
         return member.take_out(
             batch=params.get("batch"),

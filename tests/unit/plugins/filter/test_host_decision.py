@@ -163,3 +163,28 @@ def test_a_weights_record_left_by_an_interrupted_weighted_canary_is_reported():
     assert decide(app("v2", ready=True), [lb(), scaled])["weights_record"] is True
     assert decide(app("v2", ready=True), [lb()])["weights_record"] is False
     assert decide(None, [scaled], lb="elbv2", aws_in_rotation=True)["weights_record"] is False
+
+
+def batch_read(item="localhost", **servers):
+    """A rotation state=read with batch: the run_once host's own fields, and one part per server of the batch."""
+    parts = {name: lb(item, **kw) for name, kw in servers.items()}
+    first = next(iter(parts.values()))
+    return dict(first, batch_reads={name: {k: v for k, v in p.items() if k != "item"} for name, p in parts.items()})
+
+
+def test_a_batch_read_answers_with_this_hosts_server_only():
+    read = batch_read(app0={}, app1={"admin_state": "maint", "status": "MAINT"})
+    d = decide(app(), [read])
+    assert d["action"] == "refuse" and "out of rotation (maint)" in d["msg"]
+    assert decide(app(), [read], server="app0", host="app0")["action"] == "roll"
+
+
+def test_a_batch_read_without_this_hosts_server_is_an_lb_that_did_not_answer():
+    d = decide(app(), [batch_read("lb1", app0={})])
+    assert d["action"] == "refuse" and "[lb1] the batch read has no answer for server app1" in d["msg"]
+
+
+def test_a_failed_batch_read_is_named_for_every_host():
+    failed = dict(lb("lb1", failed="Connection refused by /a"), batch_reads=None)
+    d = decide(app(), [failed])
+    assert d["action"] == "refuse" and "[lb1] Connection refused by /a" in d["msg"]

@@ -14,6 +14,7 @@ from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors impor
     WaitTimeout,
 )
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.client import HAProxyRuntime
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._records import record_key
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._rotation.haproxy import (
     CapacityError,
     HAProxyRotation,
@@ -96,6 +97,50 @@ def test_read_returns_the_resume_record(rig):
     assert result["record"]["run_id"] == "r1"
     assert result["record_path"] == rig.record_path
     assert "resume record" in result["msg"]
+
+
+def test_read_with_a_batch_reads_each_socket_once_for_every_server(rig):
+    rig.server(B, "web2").update(admin=0x08, status="DRAIN")
+    key2 = record_key("haproxy", [A, B], "be_app-web2")
+    rig.member.records.write(key2, {"run_id": "r0"})
+
+    def commands(read):
+        before = {address: len(fake.log) for address, fake in rig.fakes.items()}
+        out = read()
+        return out, {address: len(fake.log) - before[address] for address, fake in rig.fakes.items()}
+
+    alone, sent_alone = commands(rig.member.read)
+    result, sent = commands(lambda: rig.member.read(batch=["web2", "web1"]))
+    assert sent == sent_alone  # one read of each socket serves the whole batch
+    web1, web2 = result["batch_reads"]["web1"], result["batch_reads"]["web2"]
+    assert list(result["batch_reads"]) == ["web1", "web2"]
+    assert web1["in_rotation"] is True and web1["record"] is None and web1["members"] == alone["members"]
+    assert web2["in_rotation"] is False and web2["admin_down"] is True and web2["record"]["run_id"] == "r0"
+    assert [m["admin_state"] for m in web2["members"]] == ["ready", "drain"]
+    assert web2["record_path"] == rig.member.records.path(key2)
+    assert result["read_for"] == {"backend": "be_app", "sockets": [A, B], "state_dir": rig.state_dir}
+    assert rig.changes() == {A: [], B: []}
+
+
+def test_read_with_a_batch_names_a_server_no_socket_knows(rig):
+    web9 = rig.member.read(batch=["web9"])["batch_reads"]["web9"]
+    assert web9["found"] is False and web9["missing"] == [A, B] and web9["in_rotation"] is False
+
+
+def test_read_with_a_batch_refuses_a_bad_name_before_any_socket_is_read(rig):
+    with pytest.raises(ValidationError, match="batch server"):
+        rig.member.read(batch=["web2", "web2;disable server be_app/web1"])
+    assert all(fake.log == [] for fake in rig.fakes.values())
+
+
+def test_a_failed_batch_read_says_what_it_read(tmp_path):
+    rig = Rig(tmp_path, b=RecordingHAProxy({}, unreachable="Connection refused"))
+    with pytest.raises(RolloutError) as info:
+        rig.member.read(batch=["web2"])
+    assert info.value.details["read_for"]["sockets"] == [A, B]
+    with pytest.raises(RolloutError) as alone:
+        rig.member.read()
+    assert "read_for" not in alone.value.details
 
 
 # --- take_out ----------------------------------------------------------------------------------------
