@@ -10,7 +10,10 @@ rounds (classic, classic_cg, ours, classic, classic_cg, ours, ...), each on a fr
                with drain and wait, then state enabled with wait). community.general comes from the
                ``ansible`` wheel that ``make venv`` downloads into .cache/wheels/: only
                ansible_collections/community/general is extracted, once, into .cache/bench/;
-3. ours        ansible-playbook zerodowntime.rollout.rolling_update with the role's defaults.
+3. classic_ready  bench/classic_ready.yml, bench/classic.yml that also waits until the app answers its
+               readiness URL (uri in an until loop) before the enable: what "no failed request" costs the
+               classic pattern. Reported beside the others, not in the ratio;
+4. ours        ansible-playbook zerodowntime.rollout.rolling_update with the role's defaults.
 
 The fleet: --hosts app hosts (4) behind a real HAProxy (``check inter 500ms rise 2 fall 2``,
 ``retries 0``), apps that answer 503 on /health for their first --startup-delay seconds (1) after a
@@ -79,6 +82,7 @@ from tests.fixtures.fleet.system import FleetError, free_port, http_get  # noqa:
 
 CLASSIC = os.path.join(HERE, "classic.yml")
 CLASSIC_CG = os.path.join(HERE, "classic_cg.yml")
+CLASSIC_READY = os.path.join(HERE, "classic_ready.yml")
 CALLBACKS = os.path.join(HERE, "callback_plugins")
 # Python's bytecode cache for every ansible-playbook the benchmark runs (all variants alike), as on an operator's
 # controller after its first run: ansible-core's own files come with theirs (pip compiles them), and Python writes
@@ -94,11 +98,13 @@ CG_DIR = os.path.join(BENCH_COLLECTIONS, *CG_PREFIX.strip("/").split("/"))
 # The community.general.haproxy options bench/classic_cg.yml sets (checked against the module's DOCUMENTATION).
 CG_HAPROXY_OPTIONS = ("socket", "backend", "host", "state", "drain", "wait", "wait_interval", "wait_retries")
 
-HEADLINE = ("classic", "classic_cg", "ours")  # the order of one round
-SCENARIOS = ("task_cost", "classic", "classic_cg", "ours", "warmup", "scale", "baseline")
+HEADLINE = ("classic", "classic_cg", "classic_ready", "ours")  # the order of one round
+RATIO_CLASSICS = ("classic", "classic_cg")  # the published pattern, as issue 12 measures against it
+SCENARIOS = ("task_cost", "classic", "classic_cg", "classic_ready", "ours", "warmup", "scale", "baseline")
 LABELS = {
     "classic": "classic: disable/enable with socat (bench/classic.yml)",
     "classic_cg": "classic_cg: community.general.haproxy drain + wait (bench/classic_cg.yml)",
+    "classic_ready": "classic_ready: classic + wait for readiness (bench/classic_ready.yml; not in the ratio)",
     "ours": "ours: zerodowntime.rollout.rolling_update, defaults",
 }
 
@@ -815,11 +821,12 @@ def scenario_ours(workdir, name, args, first_address, pipelining=False, startup_
 
 
 def scenario_classic(workdir, name, args, first_address, startup_delay=None, path=None, kind="classic"):
-    """bench/classic.yml (kind classic) or bench/classic_cg.yml (kind classic_cg) under the same load."""
+    """bench/classic.yml (kind classic), bench/classic_cg.yml (classic_cg) or bench/classic_ready.yml
+    (classic_ready) under the same load."""
     startup_delay = args.startup_delay if startup_delay is None else startup_delay
     path = path or args.path
     env = None
-    playbook = CLASSIC
+    playbook = CLASSIC_READY if kind == "classic_ready" else CLASSIC
     if kind == "classic_cg":
         playbook = CLASSIC_CG
         cg_root = ensure_community_general()  # before the fleet: a missing wheel fails at once
@@ -1046,7 +1053,7 @@ def headline_summary(hl):
             "sent": sum(ld["total"] for ld in loads),
             "cpu_per_host_s_median": _median(r.get("cpu_per_host_s") for r in ok),
         }
-    classics = [(out[k]["wall_s_median"], k) for k in ("classic", "classic_cg") if out[k]["wall_s_median"]]
+    classics = [(out[k]["wall_s_median"], k) for k in RATIO_CLASSICS if out[k]["wall_s_median"]]
     faster = min(classics)[1] if classics else None
     ours = out["ours"]
     ok_ours = [r for r in hl["runs"].get("ours", []) if r.get("rc") == 0]
@@ -1054,6 +1061,11 @@ def headline_summary(hl):
         "by_kind": out,
         "faster_classic": faster,
         "ratio": ours["wall_s_median"] / out[faster]["wall_s_median"] if faster and ours["wall_s_median"] else None,
+        "ratio_vs_classic_ready": (
+            ours["wall_s_median"] / out["classic_ready"]["wall_s_median"]
+            if ours["wall_s_median"] and out["classic_ready"]["wall_s_median"]
+            else None
+        ),
         "overhead_per_host_s": _median(r.get("overhead_per_host_s") for r in ok_ours),
         "window_overhead_per_host_s": _median(r.get("window_overhead_per_host_s") for r in ok_ours),
         "floor_per_host_s": _median(r.get("floor_per_host_s") for r in ok_ours),
@@ -1133,8 +1145,8 @@ def _headline_tables(res):
     ]
     for kind in HEADLINE:
         runs = hl["runs"].get(kind, [])
-        k = s["by_kind"][kind]
-        if not runs and not k["errors"]:
+        k = s["by_kind"].get(kind)  # None in the results of a run before that variant existed
+        if k is None or (not runs and not k["errors"]):
             continue
         out.append(
             _row(
@@ -1169,6 +1181,12 @@ def _headline_tables(res):
             "\n**ours / faster classic: -** (needs a successful run of ours and of a classic variant); "
             "failed requests: ours %d, classic %d, classic_cg %d."
             % (ours["failed"], s["by_kind"]["classic"]["failed"], s["by_kind"]["classic_cg"]["failed"])
+        )
+    ready = s["by_kind"].get("classic_ready")
+    if ready and s.get("ratio_vs_classic_ready") is not None:
+        out.append(
+            "**ours / classic_ready = %.2f** (the classic pattern that waits for readiness too, not the issue's "
+            "measure); failed requests: classic_ready %d." % (s["ratio_vs_classic_ready"], ready["failed"])
         )
     if s["overhead_per_host_s"] is not None:
         ok_ours = [r for r in hl["runs"].get("ours", []) if r.get("rc") == 0]
@@ -1590,7 +1608,7 @@ def main(argv=None):
             plan.append(
                 ("task_cost", "task cost pipelining=%s" % pl, lambda pl=pl: scenario_task_cost(a.workdir, 20, pl), 0)
             )
-    first = {"classic": "127.0.0.21", "classic_cg": "127.0.0.41", "ours": "127.0.0.11"}
+    first = {"classic": "127.0.0.21", "classic_cg": "127.0.0.41", "classic_ready": "127.0.0.51", "ours": "127.0.0.11"}
     for rnd in range(1, a.rounds + 1):
         for kind in HEADLINE:
             if kind in skip:
