@@ -165,3 +165,33 @@ def test_the_canary_lists_must_be_lists_of_haproxy_names(variable):
     assert role_settings(settings(**{variable: ["web9"]}), "h")["ok"] is True
     assert role_settings(settings(**{variable: [12]}), "h")["ok"] is True  # the module takes it as "12"
     assert role_settings(settings(**{variable: "web9", "rolling_update_lb": "none"}), "h")["ok"] is True
+
+
+def test_the_role_hands_the_check_every_setting_it_reads_and_nothing_else():
+    """vars/main.yml's _rolling_update_settings and the check's rules name the same role options: a rule on an option
+    the role does not pass would never fire, and a passed option no rule reads is noise. Each is a documented option."""
+    import ast
+    import os
+
+    import yaml
+
+    from ansible_collections.zerodowntime.rollout.plugins.plugin_utils import _role_settings
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    role = os.path.join(root, "roles", "rolling_update")
+    with open(os.path.join(role, "vars", "main.yml")) as f:
+        passed = set(yaml.safe_load(f)["_rolling_update_settings"])
+    with open(_role_settings.__file__) as f:
+        tree = ast.parse(f.read())
+    read = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith("rolling_update_")
+        and " " not in node.value
+    }
+    with open(os.path.join(role, "meta", "argument_specs.yml")) as f:
+        documented = set(yaml.safe_load(f)["argument_specs"]["main"]["options"])
+    assert read == passed, {"read, not passed": sorted(read - passed), "passed, not read": sorted(passed - read)}
+    assert passed <= documented, sorted(passed - documented)
