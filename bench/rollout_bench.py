@@ -139,6 +139,7 @@ CALL_OVERHEAD = "call overhead"  # time of a step-reporting module task outside 
 # facts) and replace (bookkeeping around app_replace, whose own steps come from its result).
 _FILE_STEP = {
     "preflight": ("preflight",),
+    "read_lb": ("preflight",),
     "plan": ("preflight",),
     "skip": ("check",),
     "capacity": ("check",),

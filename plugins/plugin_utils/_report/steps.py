@@ -52,6 +52,7 @@ ROLE_MARKER = "roles/rolling_update/tasks/"
 FILE_STEPS = {
     "begin.yml": "preflight",
     "preflight.yml": "preflight",
+    "read_lb.yml": "preflight",
     "prepare.yml": "unpack",
     "drain.yml": "drain",
     # The steps app_replace returns; a call that failed before its first step counts as deploy.
