@@ -78,6 +78,8 @@ def assert_valid(report):
         (ROLE + "main.yml:113", ["rolling_update_rollback", "rolling_update"], "ready", [], "rollback"),
         (ROLE + "main.yml:54", ["rolling_update_hooks", "rolling_update"], "preflight", [], "hook"),
         (ROLE + "main.yml:54", ["rolling_update"], None, [], None),
+        # a host that reads the load balancers itself (preflight.yml includes read_lb.yml), with the playbook's tags
+        (ROLE + "read_lb.yml:4", [], None, [ROLE + "preflight.yml:34"], "preflight"),
         (ROLE + "canary.yml:3", ["rolling_update", "rolling_update_canary"], "stabilize", [], None),
         # rollback.yml re-uses drain.yml and enable.yml, revert.yml imports them: while a host rolls back,
         # every role task is rollback, whether the host's step, the tag or the including file says so.
