@@ -48,26 +48,20 @@ import os  # noqa: E402
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import RolloutError  # noqa: E402
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import (  # noqa: E402
+    as_option_text,
     validate_name,
     validate_sockets,
 )
-
-
-def _name(value, kind):
-    """A name as the module's argument spec (type str) would pass it on, then checked."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return validate_name(value, kind)
 
 
 def _wanted(settings):
     """What the host's own read would read, normalised as the read reports it; None when it is not valid."""
     try:
         return {
-            "backend": _name(settings.get("backend"), "backend"),
+            "backend": validate_name(as_option_text(settings.get("backend")), "backend"),
             "sockets": [a.text for a in validate_sockets(settings.get("sockets") or [])],
             "state_dir": os.path.normpath(str(settings.get("state_dir") or "")),
-        }, _name(settings.get("server"), "server")
+        }, validate_name(as_option_text(settings.get("server")), "server")
     except (RolloutError, TypeError):
         return None, None
 

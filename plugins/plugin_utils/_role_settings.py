@@ -13,7 +13,10 @@ import json
 import re
 
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._errors import ValidationError
-from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import validate_name
+from ansible_collections.zerodowntime.rollout.plugins.module_utils._haproxy.names import (
+    as_option_text,
+    validate_name,
+)
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._redact import redact_url
 from ansible_collections.zerodowntime.rollout.plugins.module_utils._values import is_s3, is_url
 
@@ -57,7 +60,7 @@ def _number(value):
 def _is_haproxy_name(value):
     """The modules' rule (``validate_name``); an integer counts as its digits, as the modules' str options take it."""
     try:
-        validate_name(str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+        validate_name(as_option_text(value))
     except ValidationError:
         return False
     return True

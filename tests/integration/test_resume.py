@@ -28,6 +28,17 @@ from tests.fixtures.fleet.sampler import RotationSampler
 pytestmark = [pytest.mark.integration, pytest.mark.latest_only]
 
 
+def rollout_vars(artifact, sha, tmp_path):
+    """The rollout of v2 both tests run (the lock in the test's directory)."""
+    return {
+        "rolling_update_version": "v2",
+        "rolling_update_artifact": artifact,
+        "rolling_update_artifact_checksum": "sha256:" + sha,
+        "rolling_update_health_interval": 0.2,
+        "rollout_lock_path": str(tmp_path / "rollout.lock"),
+    }
+
+
 @pytest.fixture
 def fleet():
     f, d = make_fleet(hosts=3, version="v1", first_address="127.0.0.61", retries=0)
@@ -41,13 +52,7 @@ def test_killed_mid_host_then_rerun_converges_without_losing_a_request(fleet, tm
     hosts = fleet.data["hosts"]
     artifact, sha = build_artifact("v2", str(tmp_path / "artifacts"))
     inv = write_inventory(fleet, str(tmp_path / "inventory.yml"))
-    extra = {
-        "rolling_update_version": "v2",
-        "rolling_update_artifact": artifact,
-        "rolling_update_artifact_checksum": "sha256:" + sha,
-        "rolling_update_health_interval": 0.2,
-        "rollout_lock_path": str(tmp_path / "rollout.lock"),
-    }
+    extra = rollout_vars(artifact, sha, tmp_path)
     # The resume record on the LB host: written by the drain before its first command.
     marker = resume_record_path(fleet, "app2")
 
@@ -141,13 +146,7 @@ def test_a_host_with_its_own_state_dir_reads_itself_and_resumes_from_its_own_rec
     own_record = resume_record_path(fleet, "app3").replace(os.path.join(fleet.dir, "lb-state"), own_state)
     assert os.path.exists(own_record) and fleet.servers()["app3"]["status"] != "UP"
 
-    extra = {
-        "rolling_update_version": "v2",
-        "rolling_update_artifact": artifact,
-        "rolling_update_artifact_checksum": "sha256:" + sha,
-        "rolling_update_health_interval": 0.2,
-        "rollout_lock_path": str(tmp_path / "rollout.lock"),
-    }
+    extra = rollout_vars(artifact, sha, tmp_path)
     load = LoadGenerator(fleet.data["frontend_url"] + "/version", rate=50.0).start()
     try:
         proc = run_playbook(inv, extra)

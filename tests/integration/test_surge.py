@@ -128,6 +128,20 @@ def admin_state(fleet, name):
     return int(server_snapshot(fleet.admin_socket)[("app", name)][1])
 
 
+def assert_untouched(fleet, before, after, names):
+    """The regular hosts ``names`` kept their app process and release; every regular host is UP."""
+    for name in names:
+        assert after["hosts"][name]["pid"] == before["hosts"][name]["pid"]
+        assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
+    assert all(stat(fleet.admin_socket)[n]["status"] == "UP" for n in REGULAR)
+
+
+def assert_surge_out_and_unlocked(fleet):
+    """The surge host is in MAINT and stopped, and the rollout lock is released."""
+    assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
+    assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+
+
 def output(proc):
     return proc.stdout[-6000:] + proc.stderr[-2000:]
 
@@ -247,8 +261,7 @@ def test_a_surge_host_that_never_becomes_ready_halts_before_any_regular_host(fle
     assert min(in_rotation_counts(sampler)) >= 4
     # The surge host: rolled back to the release it ran before, out of rotation (MAINT), stopped; lock released.
     assert after["hosts"][SURGE]["current"] == before["hosts"][SURGE]["current"]
-    assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
-    assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+    assert_surge_out_and_unlocked(fleet)
 
 
 def test_a_failing_regular_host_is_rolled_back_and_the_surge_host_taken_out_before_the_halt(fleet):
@@ -273,13 +286,9 @@ def test_a_failing_regular_host_is_rolled_back_and_the_surge_host_taken_out_befo
     after = state(fleet)
     assert regular_versions(fleet) == served
     assert after["hosts"]["app1"]["current"] == before["hosts"]["app1"]["current"]
-    for name in ("app2", "app3", "app4"):
-        assert after["hosts"][name]["pid"] == before["hosts"][name]["pid"]
-        assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
-    assert all(stat(fleet.admin_socket)[n]["status"] == "UP" for n in REGULAR)
+    assert_untouched(fleet, before, after, ("app2", "app3", "app4"))
     # The surge host: drained, in MAINT, stopped before the halt; the lock released.
-    assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
-    assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+    assert_surge_out_and_unlocked(fleet)
 
 
 @pytest.mark.latest_only
@@ -297,9 +306,5 @@ def test_a_closed_manual_gate_takes_the_surge_host_out_before_the_halt(fleet):
     # app1 (the batch before the gate) runs v5 and stays in rotation; the other regular hosts were not touched.
     after = state(fleet)
     assert host_version(fleet.host("app1")) == "v5"
-    for name in ("app2", "app3", "app4"):
-        assert after["hosts"][name]["pid"] == before["hosts"][name]["pid"]
-        assert after["hosts"][name]["current"] == before["hosts"][name]["current"]
-    assert all(stat(fleet.admin_socket)[n]["status"] == "UP" for n in REGULAR)
-    assert stat(fleet.admin_socket)[SURGE]["status"] == "MAINT" and fleet.host_pid(SURGE) is None
-    assert not os.path.exists(os.path.join(fleet.dir, "rollout.lock"))
+    assert_untouched(fleet, before, after, ("app2", "app3", "app4"))
+    assert_surge_out_and_unlocked(fleet)

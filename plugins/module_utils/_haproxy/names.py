@@ -35,6 +35,12 @@ def validate_name(value, kind="name"):
     return value
 
 
+def as_option_text(value):
+    """``value`` as a module's ``str`` option passes it on: an integer (not a bool) becomes its digits. Unchecked:
+    give the result to :func:`validate_name`, for a value that comes from a variable rather than a module option."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def validate_state(state):
     if state not in STATES:
         raise ValidationError("Invalid state %r: use one of %s." % (state, ", ".join(STATES)))

@@ -60,7 +60,7 @@ class HAProxyRotation(CanaryWeights):
         self.sleep = sleep or time.sleep
         self.now = now or time.time
         self.records = RecordStore(state_dir, now=self.now)
-        self.key = record_key(self.provider, self.sockets, "%s-%s" % (self.backend, self.server))
+        self.key = self._key_for(self.server)
         # The backend's weights record (weighted canary): one per backend and LB host, next to the members' records.
         # Its provider prefix differs from the members' ("haproxy-"), so no backend/server pair can share its name.
         self.weights_key = record_key(WEIGHTS_PROVIDER, self.sockets, self.backend)
@@ -139,40 +139,32 @@ class HAProxyRotation(CanaryWeights):
             if names is not None:
                 exc.details["read_for"] = self._read_for()
             raise
-        views = self._views(reads)
-        record = self.records.read(self.key)
-        result = {
-            "changed": False,
-            "provider": self.provider,
-            "backend": self.backend,
-            "server": self.server,
-            "found": all(v["found"] for v in views),
-            "missing": [v["socket"] for v in views if not v["found"]],
-            "in_rotation": all(v["in_rotation"] for v in views),
-            "admin_down": any(v["found"] and v["admin_state"] != "ready" for v in views),
-            "members": views,
-            "record": record,
-            "record_path": self.records.path(self.key),
-            "weights_record": self.records.read(self.weights_key),
+        own = self._server_read(reads, self.server)
+        result = dict(
+            {"changed": False, "provider": self.provider, "backend": self.backend, "server": self.server},
+            **own,
+            weights_record=self.records.read(self.weights_key),
             # The same shape as haproxy_server_info, for the plan and the capacity filters.
-            "sockets": reads,
-            "msg": "%s/%s on %d socket(s): %s%s."
+            sockets=reads,
+            msg="%s/%s on %d socket(s): %s%s."
             % (
                 self.backend,
                 self.server,
-                len(views),
-                ", ".join("%s %s" % (v["socket"], v["status"] or "not found") for v in views),
-                "; drained by an earlier rollout (resume record)" if record else "",
+                len(own["members"]),
+                ", ".join("%s %s" % (v["socket"], v["status"] or "not found") for v in own["members"]),
+                "; drained by an earlier rollout (resume record)" if own["record"] else "",
             ),
-        }
+        )
         if names is not None:
-            result["batch_reads"] = {name: self._server_read(reads, name) for name in names}
+            result["batch_reads"] = {
+                name: own if name == self.server else self._server_read(reads, name) for name in names
+            }
             result["read_for"] = self._read_for()
             result["msg"] = "%s/%s and %d more server(s) of the batch on %d socket(s)." % (
                 self.backend,
                 self.server,
                 len([n for n in names if n != self.server]),
-                len(views),
+                len(own["members"]),
             )
         return result
 
@@ -190,7 +182,7 @@ class HAProxyRotation(CanaryWeights):
     def _server_read(self, reads, server):
         """One server of the backend as :meth:`read` gives the member, from reads already made."""
         views = self._views(reads, server)
-        key = record_key(self.provider, self.sockets, "%s-%s" % (self.backend, server))
+        key = self._key_for(server)
         return {
             "found": all(v["found"] for v in views),
             "missing": [v["socket"] for v in views if not v["found"]],
@@ -200,6 +192,10 @@ class HAProxyRotation(CanaryWeights):
             "record": self.records.read(key),
             "record_path": self.records.path(key),
         }
+
+    def _key_for(self, server):
+        """The resume record's name of ``server`` of this backend on these sockets."""
+        return record_key(self.provider, self.sockets, "%s-%s" % (self.backend, server))
 
     def _read_for(self):
         return {"backend": self.backend, "sockets": list(self.sockets), "state_dir": self.records.state_dir}
